@@ -1,0 +1,165 @@
+// File: pggitops/config.h
+//
+// The configuration of pggit-api and of the library components it wires
+// (CONTRACT section 3). Sources, lowest precedence first: built-in defaults <
+// YAML file (--config FILE or PGGIT_CONFIG) < `.env` file in the working
+// directory < process environment < command-line flags. Every key has one
+// name; it is spelled
+//   DATABASE_POOL_SIZE     in the environment and in .env,
+//   DATABASE_POOL_SIZE or database_pool_size   in the YAML file (a flat map),
+//   --database-pool-size=N or --database-pool-size N   as a flag.
+// Every value is validated; the first invalid one fails LoadConfig with one
+// line naming the key, its source and its allowed range.
+#ifndef PGGITOPS_INCLUDE_CONFIG_H_
+#define PGGITOPS_INCLUDE_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "pggitops/export.h"
+
+namespace pggitops {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+// Plain data. Field comments give the key; CONTRACT section 3 and
+// docs/CONFIGURATION.md give defaults and ranges.
+struct PGGITOPS_EXPORT Config {
+  // HTTP server
+  std::string api_host = "127.0.0.1";  // API_HOST
+  int api_port = 8000;                 // API_PORT
+  int api_workers = 64;                // API_WORKERS
+  absl::Duration api_keepalive_timeout =
+      absl::Seconds(2);                      // API_KEEPALIVE_TIMEOUT
+  int api_keepalive_max = 1000;              // API_KEEPALIVE_MAX
+  LogLevel api_log_level = LogLevel::kInfo;  // API_LOG_LEVEL
+  std::string log_file;                      // PGGIT_LOG_FILE
+
+  // Database and pool
+  std::string database_url;             // DATABASE_URL (required)
+  int database_pool_size = 20;          // DATABASE_POOL_SIZE
+  int database_pool_max_overflow = 10;  // DATABASE_POOL_MAX_OVERFLOW
+  absl::Duration database_pool_timeout =
+      absl::Seconds(30);  // DATABASE_POOL_TIMEOUT
+  absl::Duration database_pool_recycle =
+      absl::Seconds(3600);             // DATABASE_POOL_RECYCLE
+  bool database_pool_pre_ping = true;  // DATABASE_POOL_PRE_PING
+  absl::Duration database_pool_pre_ping_idle =
+      absl::Seconds(10);  // DATABASE_POOL_PRE_PING_IDLE
+  absl::Duration database_connect_timeout =
+      absl::Seconds(5);  // DATABASE_CONNECT_TIMEOUT
+  absl::Duration database_statement_timeout =
+      absl::Seconds(30);  // DATABASE_STATEMENT_TIMEOUT
+  absl::Duration database_slow_query =
+      absl::Seconds(1);  // DATABASE_SLOW_QUERY_SECONDS
+
+  // Cache
+  bool cache_enabled = true;            // CACHE_ENABLED
+  int64_t cache_max_bytes = 104857600;  // CACHE_MAX_BYTES
+  absl::Duration cache_ttl_webhook_list =
+      absl::Seconds(120);  // CACHE_TTL_WEBHOOK_LIST
+  absl::Duration cache_ttl_alerts_list =
+      absl::Seconds(60);  // CACHE_TTL_ALERTS_LIST
+  absl::Duration cache_ttl_dashboard =
+      absl::Seconds(300);  // CACHE_TTL_DASHBOARD
+  std::string redis_url;   // REDIS_URL
+  absl::Duration redis_timeout = absl::Milliseconds(250);  // REDIS_TIMEOUT
+
+  // HTTP policy
+  std::vector<std::string> cors_origins;  // CORS_ORIGINS
+  int rate_limit_per_minute = 100;        // RATE_LIMIT_PER_MINUTE (0 disables)
+  int rate_limit_burst = 20;              // RATE_LIMIT_BURST
+  bool rate_limit_exempt_loopback = false;  // RATE_LIMIT_EXEMPT_LOOPBACK
+  std::vector<std::string>
+      trusted_proxies;       // TRUSTED_PROXIES (addresses or CIDRs)
+  int sse_max_streams = 32;  // SSE_MAX_STREAMS
+  absl::Duration sse_status_interval = absl::Seconds(5);  // SSE_STATUS_INTERVAL
+  absl::Duration sse_keepalive_interval =
+      absl::Seconds(15);             // SSE_KEEPALIVE_INTERVAL
+  bool metrics_require_key = false;  // METRICS_REQUIRE_KEY
+
+  // Webhook delivery
+  int webhook_workers = 2;          // WEBHOOK_WORKERS
+  int webhook_max_in_flight = 256;  // WEBHOOK_MAX_IN_FLIGHT
+  int webhook_max_in_flight_per_endpoint =
+      8;                         // WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT
+  int webhook_batch_size = 100;  // WEBHOOK_BATCH_SIZE
+  absl::Duration webhook_poll_interval =
+      absl::Seconds(5);                              // WEBHOOK_POLL_INTERVAL
+  absl::Duration webhook_lease = absl::Seconds(30);  // WEBHOOK_LEASE_SECONDS
+  int webhook_retention_days = 14;                   // WEBHOOK_RETENTION_DAYS
+  absl::Duration webhook_disable_after =
+      absl::Hours(24);                         // WEBHOOK_DISABLE_AFTER_HOURS
+  bool webhook_allow_private_targets = false;  // WEBHOOK_ALLOW_PRIVATE_TARGETS
+  int webhook_breaker_threshold = 5;           // WEBHOOK_BREAKER_THRESHOLD
+  absl::Duration webhook_breaker_open =
+      absl::Seconds(30);  // WEBHOOK_BREAKER_OPEN_SECONDS
+  absl::Duration webhook_breaker_max_open =
+      absl::Minutes(10);  // WEBHOOK_BREAKER_MAX_OPEN_SECONDS
+
+  // Health and lifecycle
+  absl::Duration health_cache = absl::Seconds(2);       // HEALTH_CACHE_SECONDS
+  absl::Duration shutdown_timeout = absl::Seconds(30);  // SHUTDOWN_TIMEOUT
+  absl::Duration shutdown_grace = absl::Seconds(5);  // SHUTDOWN_GRACE_SECONDS
+  absl::Duration api_key_cache = absl::Seconds(5);   // API_KEY_CACHE_SECONDS
+  std::string environment = "production";            // ENVIRONMENT
+
+  // Where each key's value came from: KEY -> "default", "yaml", ".env",
+  // "env" or "flag". Filled by LoadConfig.
+  std::map<std::string, std::string> value_sources;
+
+  bool is_development() const { return environment == "development"; }
+};
+
+// Where LoadConfig reads from. Build it with ConfigSourcesFromProcess() or
+// by hand (tests).
+struct PGGITOPS_EXPORT ConfigSources {
+  // YAML file; empty means the PGGIT_CONFIG entry of `environment`, if any.
+  // A named file that does not exist is an error.
+  std::string yaml_path;
+  // KEY=VALUE file; a missing file is not an error. Empty: none.
+  std::string dotenv_path = ".env";
+  // The process environment (only known keys are read).
+  std::map<std::string, std::string> environment;
+  // Flags as (key, value) with the key in flag spelling without dashes,
+  // e.g. {"database-pool-size", "5"}; in command-line order, last one wins.
+  std::vector<std::pair<std::string, std::string>> flags;
+};
+
+// Splits argv into config flags and positional words (the subcommand and
+// its arguments). Accepts --key=value, --key value, --config FILE, and a
+// bare --flag for boolean keys (meaning true). Words after the subcommand
+// that are not --config-key flags are kept as positionals. Fails on an
+// unknown --flag naming it. The environment is copied from `envp`.
+struct PGGITOPS_EXPORT CommandLine {
+  ConfigSources sources;
+  std::vector<std::string> positionals;
+  bool help = false;  // --help or -h seen
+};
+PGGITOPS_EXPORT absl::StatusOr<CommandLine> ParseCommandLine(
+    int argc, const char* const* argv, const char* const* envp);
+
+// Merges the sources, validates every value and returns the effective
+// config. Error: kInvalidArgument with one line, e.g.
+//   DATABASE_POOL_SIZE=0 (environment): must be an integer from 1 to 1000
+PGGITOPS_EXPORT absl::StatusOr<Config> LoadConfig(const ConfigSources& sources);
+
+// Returns "KEY=value" lines for every key, in table order, with passwords in
+// URLs and other secrets replaced by "***", followed by the source of each
+// value as a comment ("# default", "# yaml", "# .env", "# env", "# flag").
+PGGITOPS_EXPORT std::string DescribeConfig(const Config& config);
+
+// One line per key: name, default, allowed range and meaning; for --help.
+PGGITOPS_EXPORT std::string ConfigHelp();
+
+// Parses a level name (DEBUG, INFO, WARNING, ERROR; case-insensitive).
+PGGITOPS_EXPORT absl::StatusOr<LogLevel> ParseLogLevel(const std::string& s);
+
+}  // namespace pggitops
+
+#endif  // PGGITOPS_INCLUDE_CONFIG_H_
