@@ -1,0 +1,168 @@
+#include "server/app.h"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "nlohmann/json.hpp"
+#include "pggitops/health.h"
+#include "pggitops/latency_window.h"
+#include "pggitops/log.h"
+#include "pggitops/metrics.h"
+#include "pggitops/schema.h"
+#include "pggitops/version.h"
+#include "server/app_context.h"
+#include "server/http/http_server.h"
+#include "server/lifecycle.h"
+#include "server/routes/health_routes.h"
+
+namespace pggitops::server {
+namespace {
+
+HttpServerOptions ServerOptions(const Config& c) {
+  HttpServerOptions o;
+  o.host = c.api_host;
+  o.port = c.api_port;
+  o.workers = c.api_workers;
+  o.keepalive_timeout = c.api_keepalive_timeout;
+  o.keepalive_max = c.api_keepalive_max;
+  return o;
+}
+
+HealthCheck SchemaCheck(const std::string& database_url) {
+  HealthCheck check;
+  check.name = "schema";
+  check.criticality = Criticality::kCritical;
+  check.timeout = absl::Seconds(5);
+  check.run = [database_url] {
+    CheckResult r;
+    absl::StatusOr<SchemaStatus> s = CheckSchema(database_url);
+    if (!s.ok()) {
+      r.ok = false;
+      r.status = "unknown";
+      r.message = std::string(s.status().message());
+      return r;
+    }
+    r.ok = s->compatible && s->missing_indexes.empty();
+    r.status = s->status;
+    nlohmann::json missing = s->missing_indexes;
+    r.details_json = nlohmann::json{
+        {"version", s->version},
+        {"expected_version", s->expected_version},
+        {"missing_indexes",
+         missing}}.dump();
+    if (!r.ok) {
+      r.message = s->compatible ? "guide indexes missing"
+                                : "schema version incompatible: run "
+                                  "`pggit-api migrate`";
+    }
+    return r;
+  };
+  return check;
+}
+
+}  // namespace
+
+struct App::Impl {
+  Config config;
+  MetricsRegistry metrics;
+  LatencyWindow latency;
+  HealthRegistry health;
+  AppContext ctx;
+  Router router;
+  std::unique_ptr<HttpServer> server;
+
+  explicit Impl(Config c)
+      : config(std::move(c)),
+        health(HealthOptions{config.health_cache, nullptr}) {}
+
+  absl::Status Start();
+  void Drain();
+};
+
+absl::Status App::Impl::Start() {
+  ctx.config = &config;
+  ctx.metrics = &metrics;
+  ctx.health = &health;
+  ctx.latency = &latency;
+  ctx.started_at = absl::Now();
+  RegisterProcessMetrics(&metrics);
+
+  // Refuse to run against a schema this build cannot use (CONTRACT 9). An
+  // unreachable database does not stop the start: readiness stays 503
+  // until it answers.
+  absl::StatusOr<SchemaStatus> schema = CheckSchema(config.database_url);
+  if (schema.ok() && !schema->compatible) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database schema is ", schema->status, " (version ", schema->version,
+        ", this build needs ", schema->expected_version, " to ",
+        MaxCompatibleSchemaVersion(), "); run `pggit-api migrate`"));
+  }
+  if (!schema.ok()) {
+    Log::Warning("database not reachable at start; not ready until it is",
+                 {{"error", std::string(schema.status().message())}});
+  }
+  health.Register(SchemaCheck(config.database_url));
+
+  AddHealthRoutes(&router, &ctx);
+  server = std::make_unique<HttpServer>(ServerOptions(config), &router,
+                                        &metrics, &latency);
+  return server->Bind();
+}
+
+void App::Impl::Drain() {
+  ctx.phase = Phase::kDraining;
+  NotifyStopping();
+  Log::Info("draining: readiness now 503",
+            {{"grace_seconds",
+              absl::StrCat(absl::ToDoubleSeconds(config.shutdown_grace))}});
+  // Keep the listener open for the grace period so a load balancer sees
+  // the 503 and stops sending; a second signal cuts it short.
+  WaitForSignalFor(config.shutdown_grace);
+  server->Stop();
+}
+
+App::App(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+App::~App() = default;
+
+int App::Serve() {
+  Impl& s = *impl_;
+  absl::Status started = s.Start();
+  if (!started.ok()) {
+    Log::Error("start failed", {{"error", std::string(started.message())}});
+    return 1;
+  }
+  std::thread http([&s] { s.server->Serve(); });
+  s.ctx.phase = Phase::kServing;
+  NotifyReady();
+  Log::Info(
+      "serving",
+      {{"address", absl::StrCat(s.config.api_host, ":", s.server->port())},
+       {"version", kVersionString},
+       {"workers", absl::StrCat(s.config.api_workers)}});
+
+  int sig = WaitForShutdownSignal();
+  Log::Info("shutdown requested",
+            {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  absl::Time deadline = absl::Now() + s.config.shutdown_timeout;
+  absl::Notification drained;
+  std::thread watchdog([&] {
+    if (!drained.WaitForNotificationWithDeadline(deadline)) {
+      Log::Error("shutdown timed out; exiting with requests unfinished",
+                 {{"in_flight", absl::StrCat(s.server->in_flight())}});
+      _exit(1);
+    }
+  });
+  s.Drain();
+  http.join();
+  drained.Notify();
+  watchdog.join();
+  Log::Info("stopped");
+  return 0;
+}
+
+}  // namespace pggitops::server

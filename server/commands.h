@@ -1,0 +1,21 @@
+// The subcommands of pggit-api (CONTRACT section 2).
+#ifndef PGGITOPS_SERVER_COMMANDS_H_
+#define PGGITOPS_SERVER_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+#include "pggitops/config.h"
+
+namespace pggitops::server {
+
+// Each returns the process exit code.
+int RunServe(const Config& config);
+int RunMigrate(const Config& config);
+int RunCheckConfig(const Config& config);
+int RunVersion();
+void PrintUsage();
+
+}  // namespace pggitops::server
+
+#endif  // PGGITOPS_SERVER_COMMANDS_H_

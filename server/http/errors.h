@@ -1,0 +1,55 @@
+// The one error body of the HTTP API (CONTRACT sections 5 and 10):
+//   {"detail": "...", "error_code": "...", "timestamp": "...", "request_id":
+//   "..."}
+#ifndef PGGITOPS_SERVER_HTTP_ERRORS_H_
+#define PGGITOPS_SERVER_HTTP_ERRORS_H_
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace pggitops::server {
+
+// The error code that goes with an HTTP status when a handler names none.
+const char* DefaultErrorCode(int status);
+
+// Thrown by handlers to answer with an error; the dispatcher renders it.
+class HttpError : public std::runtime_error {
+ public:
+  HttpError(int status, std::string error_code, std::string detail)
+      : std::runtime_error(detail),
+        status_(status),
+        error_code_(std::move(error_code)) {}
+
+  int status() const { return status_; }
+  const std::string& error_code() const { return error_code_; }
+  // Extra response headers, e.g. {"Retry-After", "1"}.
+  std::vector<std::pair<std::string, std::string>> headers;
+
+ private:
+  int status_;
+  std::string error_code_;
+};
+
+HttpError BadRequest(const std::string& detail);   // 400 MALFORMED_JSON
+HttpError NotFound(const std::string& detail);     // 404
+HttpError Validation(const std::string& detail);   // 422
+HttpError Conflict(const std::string& detail);     // 409
+HttpError Unavailable(const std::string& detail);  // 503 SERVICE_UNAVAILABLE
+
+// Maps a library status to the HTTP error operators should see:
+// kDeadlineExceeded from the pool → 503 POOL_TIMEOUT with Retry-After,
+// kUnavailable → 503, kInvalidArgument → 422, kNotFound → 404,
+// kAlreadyExists → 409, anything else → 500.
+HttpError FromStatus(const absl::Status& status);
+
+// Renders the error body.
+std::string ErrorBody(const std::string& detail, const std::string& error_code,
+                      const std::string& request_id);
+
+}  // namespace pggitops::server
+
+#endif  // PGGITOPS_SERVER_HTTP_ERRORS_H_

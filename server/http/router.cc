@@ -1,0 +1,89 @@
+#include "server/http/router.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/str_split.h"
+
+namespace pggitops::server {
+namespace {
+
+std::vector<std::string> SplitTemplate(absl::string_view t) {
+  return absl::StrSplit(t, '/', absl::SkipEmpty());
+}
+
+bool IsParam(const std::string& segment) {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+}  // namespace
+
+void Router::Add(Route route) {
+  for (const Route& r : routes_) {
+    if (r.method == route.method && r.path_template == route.path_template) {
+      std::fprintf(stderr, "duplicate route %s %s\n", route.method.c_str(),
+                   route.path_template.c_str());
+      std::abort();
+    }
+  }
+  segments_.push_back(SplitTemplate(route.path_template));
+  routes_.push_back(std::move(route));
+}
+
+bool Router::MatchTemplate(const std::vector<std::string>& tmpl,
+                           const std::vector<absl::string_view>& path,
+                           std::map<std::string, std::string>* params,
+                           int* literals) {
+  if (tmpl.size() != path.size()) return false;
+  *literals = 0;
+  params->clear();
+  for (size_t i = 0; i < tmpl.size(); ++i) {
+    if (IsParam(tmpl[i])) {
+      (*params)[tmpl[i].substr(1, tmpl[i].size() - 2)] = std::string(path[i]);
+    } else if (tmpl[i] == path[i]) {
+      ++*literals;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+Router::Match Router::Find(absl::string_view method,
+                           absl::string_view path) const {
+  Match best;
+  if (path.empty() || path.front() != '/') return best;
+  // "/a//b" and "/a/" are different resources from "/a/b" and "/a".
+  if (path.size() > 1 &&
+      (path.back() == '/' || path.find("//") != absl::string_view::npos)) {
+    return best;
+  }
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(path, '/', absl::SkipEmpty());
+  absl::string_view wanted = method == "HEAD" ? "GET" : method;
+  int best_literals = -1;
+  std::map<std::string, std::string> params;
+  for (size_t i = 0; i < routes_.size(); ++i) {
+    int literals = 0;
+    if (!MatchTemplate(segments_[i], parts, &params, &literals)) continue;
+    if (routes_[i].method == wanted) {
+      if (literals > best_literals) {
+        best_literals = literals;
+        best.route = &routes_[i];
+        best.params = params;
+      }
+    } else if (std::find(best.allowed_methods.begin(),
+                         best.allowed_methods.end(),
+                         routes_[i].method) == best.allowed_methods.end()) {
+      best.allowed_methods.push_back(routes_[i].method);
+    }
+  }
+  if (best.route != nullptr) {
+    best.allowed_methods.clear();
+  } else {
+    std::sort(best.allowed_methods.begin(), best.allowed_methods.end());
+  }
+  return best;
+}
+
+}  // namespace pggitops::server

@@ -1,0 +1,69 @@
+#include "server/http/router.h"
+
+#include "doctest/doctest.h"
+
+namespace pggitops::server {
+namespace {
+
+Router MakeRouter() {
+  Router r;
+  auto noop = [](RequestContext&) {};
+  r.Add({"GET", "/api/v1/webhooks", BodyPolicy::kNone, Scope::kRead, noop});
+  r.Add({"POST", "/api/v1/webhooks", BodyPolicy::kRequiredJson, Scope::kWrite,
+         noop});
+  r.Add(
+      {"GET", "/api/v1/webhooks/{id}", BodyPolicy::kNone, Scope::kRead, noop});
+  r.Add({"DELETE", "/api/v1/webhooks/{id}", BodyPolicy::kNone, Scope::kWrite,
+         noop});
+  r.Add({"POST", "/api/v1/webhooks/retry-pending", BodyPolicy::kOptionalJson,
+         Scope::kWrite, noop});
+  r.Add({"GET", "/health", BodyPolicy::kNone, Scope::kPublic, noop});
+  return r;
+}
+
+TEST_CASE("Router: literal and parameter routes, params captured") {
+  Router r = MakeRouter();
+  Router::Match m = r.Find("GET", "/api/v1/webhooks/42");
+  REQUIRE(m.route != nullptr);
+  CHECK(m.route->path_template == "/api/v1/webhooks/{id}");
+  CHECK(m.params.at("id") == "42");
+  m = r.Find("GET", "/api/v1/webhooks");
+  REQUIRE(m.route != nullptr);
+  CHECK(m.route->path_template == "/api/v1/webhooks");
+}
+
+TEST_CASE("Router: literal segment wins over a parameter") {
+  Router r = MakeRouter();
+  Router::Match m = r.Find("POST", "/api/v1/webhooks/retry-pending");
+  REQUIRE(m.route != nullptr);
+  CHECK(m.route->path_template == "/api/v1/webhooks/retry-pending");
+  // GET on the same path falls to the {id} route: the handler decides.
+  m = r.Find("GET", "/api/v1/webhooks/retry-pending");
+  REQUIRE(m.route != nullptr);
+  CHECK(m.route->path_template == "/api/v1/webhooks/{id}");
+}
+
+TEST_CASE("Router: 405 lists the allowed methods, 404 lists none") {
+  Router r = MakeRouter();
+  Router::Match m = r.Find("PUT", "/api/v1/webhooks");
+  CHECK(m.route == nullptr);
+  CHECK(m.allowed_methods == std::vector<std::string>{"GET", "POST"});
+  CHECK(m.path_known());
+  m = r.Find("GET", "/api/v1/nothing");
+  CHECK(m.route == nullptr);
+  CHECK(m.allowed_methods.empty());
+  CHECK_FALSE(m.path_known());
+}
+
+TEST_CASE("Router: HEAD matches GET; odd paths do not match") {
+  Router r = MakeRouter();
+  CHECK(r.Find("HEAD", "/health").route != nullptr);
+  CHECK(r.Find("GET", "/health/").route == nullptr);
+  CHECK(r.Find("GET", "/api//v1/webhooks").route == nullptr);
+  CHECK(r.Find("GET", "").route == nullptr);
+  CHECK(r.Find("GET", "health").route == nullptr);
+  CHECK(r.Find("GET", "/api/v1/webhooks/1/2").route == nullptr);
+}
+
+}  // namespace
+}  // namespace pggitops::server

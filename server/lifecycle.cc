@@ -1,0 +1,85 @@
+#include "server/lifecycle.h"
+
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "pggitops/log.h"
+
+namespace pggitops::server {
+namespace {
+
+sigset_t ShutdownSet() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+void ReopenLogs() {
+  absl::Status s = Log::ReopenFile();
+  if (s.ok()) {
+    Log::Info("log file reopened (SIGHUP)");
+  } else {
+    Log::Error("log file reopen failed", {{"error", std::string(s.message())}});
+  }
+}
+
+}  // namespace
+
+const char* PhaseName(Phase p) {
+  switch (p) {
+    case Phase::kStarting:
+      return "starting";
+    case Phase::kServing:
+      return "serving";
+    case Phase::kDraining:
+      return "draining";
+  }
+  return "unknown";
+}
+
+void BlockShutdownSignals() {
+  sigset_t set = ShutdownSet();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int WaitForShutdownSignal() {
+  sigset_t set = ShutdownSet();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      ReopenLogs();
+      continue;
+    }
+    return sig;
+  }
+}
+
+bool WaitForSignalFor(absl::Duration d) {
+  sigset_t set = ShutdownSet();
+  absl::Time deadline = absl::Now() + d;
+  for (;;) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    timespec ts = absl::ToTimespec(left);
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGHUP) {
+      ReopenLogs();
+    } else if (sig == SIGTERM || sig == SIGINT) {
+      return true;
+    }
+  }
+}
+
+void NotifyReady() { sd_notify(0, "READY=1\nSTATUS=serving"); }
+void NotifyStopping() { sd_notify(0, "STOPPING=1\nSTATUS=draining"); }
+void NotifyStatus(const std::string& status) {
+  sd_notify(0, ("STATUS=" + status).c_str());
+}
+
+}  // namespace pggitops::server

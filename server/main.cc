@@ -1,0 +1,54 @@
+// pggit-api: the daemon and its administrative commands. Wiring only: the
+// behaviour lives in libpggitops and in server/.
+#include <cstdio>
+#include <string>
+
+#include "pggitops/config.h"
+#include "pggitops/log.h"
+#include "server/commands.h"
+#include "server/lifecycle.h"
+
+extern char** environ;
+
+int main(int argc, char** argv) {
+  using namespace pggitops;
+  // Before any thread exists, so every thread inherits the mask.
+  server::BlockShutdownSignals();
+
+  absl::StatusOr<CommandLine> cli = ParseCommandLine(argc, argv, environ);
+  if (!cli.ok()) {
+    std::fprintf(stderr, "pggit-api: %s (see --help)\n",
+                 std::string(cli.status().message()).c_str());
+    return 2;
+  }
+  if (cli->help) {
+    server::PrintUsage();
+    return 0;
+  }
+  std::string command =
+      cli->positionals.empty() ? "serve" : cli->positionals.front();
+  if (command == "version") return server::RunVersion();
+  if (command != "serve" && command != "migrate" && command != "check-config") {
+    std::fprintf(stderr, "pggit-api: unknown command '%s' (see --help)\n",
+                 command.c_str());
+    return 2;
+  }
+
+  absl::StatusOr<Config> config = LoadConfig(cli->sources);
+  if (!config.ok()) {
+    std::fprintf(stderr, "pggit-api: invalid configuration: %s\n",
+                 std::string(config.status().message()).c_str());
+    return 1;
+  }
+  Log::SetLevel(config->api_log_level);
+  if (!config->log_file.empty()) {
+    absl::Status s = Log::SetFile(config->log_file);
+    if (!s.ok()) {
+      std::fprintf(stderr, "pggit-api: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
+  if (command == "migrate") return server::RunMigrate(*config);
+  if (command == "check-config") return server::RunCheckConfig(*config);
+  return server::RunServe(*config);
+}
