@@ -1,0 +1,219 @@
+// pggit-api end to end: the real binary against the harness's PostgreSQL.
+// Commands (migrate, check-config, version), start-up refusals, health and
+// metrics endpoints, and the lifecycle of CONTRACT section 9.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "doctest/doctest.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+#include "tests/harness/harness.h"
+
+namespace pggitops {
+namespace {
+
+using harness::Process;
+
+std::string Api() { return harness::BuildPath("server/pggit-api"); }
+
+std::map<std::string, std::string> BaseEnv(const std::string& dsn, int port) {
+  return {{"DATABASE_URL", dsn},
+          {"API_HOST", "127.0.0.1"},
+          {"API_PORT", std::to_string(port)},
+          {"HEALTH_CACHE_SECONDS", "0"},
+          {"SHUTDOWN_GRACE_SECONDS", "0"},
+          {"API_LOG_LEVEL", "INFO"}};
+}
+
+// Waits until GET `path` answers `status` (bounded); returns whether it did.
+bool WaitFor(int port, const std::string& path, int status, int timeout_ms) {
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(1, 0);
+    auto r = c.Get(path.c_str());
+    if (r && r->status == status) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+std::string MigratedDatabase(const std::string& name) {
+  std::string dsn = harness::FreshDatabase(name);
+  Process m({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
+  REQUIRE(m.Wait(60000) == 0);
+  return dsn;
+}
+
+TEST_CASE("migrate: twice, and from two processes at once, leaves one schema") {
+  std::string dsn = harness::FreshDatabase("daemon_migrate");
+  Process a({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
+  Process b({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
+  CHECK(a.Wait(60000) == 0);
+  CHECK(b.Wait(60000) == 0);
+  Process again({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
+  CHECK(again.Wait(60000) == 0);
+  CHECK(again.Output().find("up to date") != std::string::npos);
+  std::string versions = harness::AdminQuery(
+      "daemon_migrate",
+      "SELECT count(*) = max(version) FROM pggit.schema_migrations");
+  CHECK(versions.find('t') != std::string::npos);
+}
+
+TEST_CASE("serve: refuses an unmigrated database and invalid configuration") {
+  std::string dsn = harness::FreshDatabase("daemon_unmigrated");
+  Process p({Api(), "serve"}, BaseEnv(dsn, harness::FreePort()));
+  CHECK(p.Wait(30000) == 1);
+  CHECK(p.Output().find("pggit-api migrate") != std::string::npos);
+
+  auto env = BaseEnv(dsn, harness::FreePort());
+  env["DATABASE_POOL_SIZE"] = "0";
+  Process bad({Api(), "serve"}, env);
+  CHECK(bad.Wait(10000) == 1);
+  CHECK(bad.Output().find("DATABASE_POOL_SIZE") != std::string::npos);
+
+  env = BaseEnv(dsn, harness::FreePort());
+  env["API_PORT"] = "99999";
+  Process bad_port({Api(), "check-config"}, env);
+  CHECK(bad_port.Wait(10000) == 1);
+  CHECK(bad_port.Output().find("API_PORT") != std::string::npos);
+}
+
+TEST_CASE("check-config redacts secrets; version prints the schema range") {
+  auto env = BaseEnv("postgresql://pggit:s3cr3t-pw@127.0.0.1:5432/pggit", 8000);
+  Process p({Api(), "check-config"}, env);
+  CHECK(p.Wait(10000) == 0);
+  CHECK(p.Output().find("s3cr3t-pw") == std::string::npos);
+  CHECK(p.Output().find("DATABASE_URL") != std::string::npos);
+  Process v({Api(), "version"});
+  CHECK(v.Wait(10000) == 0);
+  CHECK(v.Output().find("pggit-api ") != std::string::npos);
+}
+
+TEST_CASE("serve: health, readiness, deep health and metrics") {
+  std::string dsn = MigratedDatabase("daemon_serve");
+  int port = harness::FreePort();
+  Process p({Api(), "serve"}, BaseEnv(dsn, port));
+  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/health");
+  REQUIRE(r);
+  auto j = nlohmann::json::parse(r->body);
+  CHECK(j["status"] == "healthy");
+  CHECK(j["version"].is_string());
+  CHECK(j["uptime_seconds"].get<double>() >= 0);
+  CHECK(j["timestamp"].get<std::string>().back() == 'Z');
+
+  r = c.Get("/health/deep");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  j = nlohmann::json::parse(r->body);
+  CHECK(j["status"] == "healthy");
+  CHECK(j["schema"]["status"] == "ok");
+  CHECK(j["schema"]["version"] == j["schema"]["expected_version"]);
+
+  r = c.Get("/metrics");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Content-Type").find("version=0.0.4") !=
+        std::string::npos);
+  for (const char* series :
+       {"http_requests_total{", "http_request_duration_seconds_bucket{",
+        "http_request_size_bytes_bucket{", "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ", "process_open_fds ",
+        "process_start_time_seconds ", "pggit_build_info{version="}) {
+    CHECK_MESSAGE(r->body.find(series) != std::string::npos, series);
+  }
+  r = c.Get("/api/v1/nothing-here");
+  REQUIRE(r);
+  CHECK(r->status == 404);
+  CHECK(nlohmann::json::parse(r->body)["error_code"] == "RESOURCE_NOT_FOUND");
+
+  p.Signal(SIGTERM);
+  CHECK(p.Wait(30000) == 0);
+}
+
+TEST_CASE("SIGTERM: readiness 503 during the grace period, then exit 0") {
+  std::string dsn = MigratedDatabase("daemon_drain");
+  int port = harness::FreePort();
+  auto env = BaseEnv(dsn, port);
+  env["SHUTDOWN_GRACE_SECONDS"] = "2";
+  Process p({Api(), "serve"}, env);
+  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
+  p.Signal(SIGTERM);
+  CHECK(WaitFor(port, "/health/ready", 503, 1500));
+  // Liveness still answers while the listener is open.
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/health");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(p.Wait(30000) == 0);
+  CHECK(p.Output().find("\"message\":\"stopped\"") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM during a slow request lets it finish, then exit 0") {
+  std::string dsn = MigratedDatabase("daemon_slow");
+  int port = harness::FreePort();
+  Process p({Api(), "serve"}, BaseEnv(dsn, port));
+  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
+  // Hold a lock the schema check needs, so /health/deep takes ~2 s.
+  Process locker(
+      {"psql",
+       harness::Get().admin_dsn.substr(0, harness::Get().admin_dsn.rfind('/')) +
+           "/daemon_slow",
+       "-c",
+       "BEGIN; LOCK TABLE pggit.schema_migrations IN ACCESS "
+       "EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto slow = std::async(std::launch::async, [port] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(30, 0);
+    auto start = std::chrono::steady_clock::now();
+    auto r = c.Get("/health/deep");
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    return std::make_pair(r ? r->status : -1, secs);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  p.Signal(SIGTERM);
+  auto [status, secs] = slow.get();
+  CHECK((status == 200 || status == 503));  // answered, not cut off
+  CHECK(secs > 1.0);                        // it really was slow
+  CHECK(p.Wait(30000) == 0);
+  CHECK(locker.Wait(30000) == 0);
+}
+
+TEST_CASE("SIGHUP reopens PGGIT_LOG_FILE") {
+  std::string dsn = MigratedDatabase("daemon_sighup");
+  int port = harness::FreePort();
+  char tmpl[] = "/tmp/pggit-log-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string log = dir + "/error.log";
+  auto env = BaseEnv(dsn, port);
+  env["PGGIT_LOG_FILE"] = log;
+  Process p({Api(), "serve"}, env);
+  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
+  struct stat st;
+  REQUIRE(stat(log.c_str(), &st) == 0);
+  REQUIRE(std::rename(log.c_str(), (log + ".1").c_str()) == 0);
+  p.Signal(SIGHUP);
+  bool reopened = false;
+  for (int i = 0; i < 100 && !reopened; ++i) {
+    reopened = stat(log.c_str(), &st) == 0;
+    if (!reopened) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(reopened);
+  p.Signal(SIGTERM);
+  CHECK(p.Wait(30000) == 0);
+}
+
+}  // namespace
+}  // namespace pggitops
