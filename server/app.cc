@@ -9,6 +9,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "pggitops/connection_pool.h"
 #include "pggitops/health.h"
 #include "pggitops/latency_window.h"
 #include "pggitops/log.h"
@@ -73,6 +74,7 @@ struct App::Impl {
   LatencyWindow latency;
   HealthRegistry health;
   AppContext ctx;
+  std::unique_ptr<ConnectionPool> pool;
   Router router;
   std::unique_ptr<HttpServer> server;
 
@@ -91,6 +93,15 @@ absl::Status App::Impl::Start() {
   ctx.latency = &latency;
   ctx.started_at = absl::Now();
   RegisterProcessMetrics(&metrics);
+
+  PoolOptions pool_options = PoolOptionsFromConfig(config);
+  pool_options.metrics = &metrics;
+  absl::StatusOr<std::unique_ptr<ConnectionPool>> made =
+      ConnectionPool::Create(pool_options);
+  if (!made.ok()) return made.status();
+  pool = *std::move(made);
+  ctx.pool = pool.get();
+  health.Register(DatabaseHealthCheck(pool.get()));
 
   // Refuse to run against a schema this build cannot use (CONTRACT 9). An
   // unreachable database does not stop the start: readiness stays 503
@@ -159,6 +170,7 @@ int App::Serve() {
   });
   s.Drain();
   http.join();
+  s.pool->Close();
   drained.Notify();
   watchdog.join();
   Log::Info("stopped");

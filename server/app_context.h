@@ -7,6 +7,7 @@
 
 #include "absl/time/time.h"
 #include "pggitops/config.h"
+#include "pggitops/connection_pool.h"
 #include "pggitops/health.h"
 #include "pggitops/latency_window.h"
 #include "pggitops/metrics.h"
@@ -19,6 +20,7 @@ struct AppContext {
   MetricsRegistry* metrics = nullptr;
   HealthRegistry* health = nullptr;
   LatencyWindow* latency = nullptr;
+  ConnectionPool* pool = nullptr;
   absl::Time started_at;
   std::atomic<Phase> phase{Phase::kStarting};
 };
