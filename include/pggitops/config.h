@@ -116,26 +116,33 @@ struct PGGITOPS_EXPORT Config {
   bool is_development() const { return environment == "development"; }
 };
 
-// Where LoadConfig reads from. Build it with ConfigSourcesFromProcess() or
-// by hand (tests).
+// Where LoadConfig reads from. ParseCommandLine() fills one from argv and
+// envp; tests build it by hand.
 struct PGGITOPS_EXPORT ConfigSources {
   // YAML file; empty means the PGGIT_CONFIG entry of `environment`, if any.
   // A named file that does not exist is an error.
   std::string yaml_path;
   // KEY=VALUE file; a missing file is not an error. Empty: none.
   std::string dotenv_path = ".env";
-  // The process environment (only known keys are read).
+  // The process environment (only known keys are read; PGGIT_CONFIG names
+  // the YAML file when yaml_path is empty).
   std::map<std::string, std::string> environment;
-  // Flags as (key, value) with the key in flag spelling without dashes,
-  // e.g. {"database-pool-size", "5"}; in command-line order, last one wins.
+  // Flags as (key, value) with the key in flag spelling without the leading
+  // dashes, e.g. {"database-pool-size", "5"}; in command-line order, last one
+  // wins. An unknown name fails LoadConfig.
   std::vector<std::pair<std::string, std::string>> flags;
 };
 
 // Splits argv into config flags and positional words (the subcommand and
-// its arguments). Accepts --key=value, --key value, --config FILE, and a
-// bare --flag for boolean keys (meaning true). Words after the subcommand
-// that are not --config-key flags are kept as positionals. Fails on an
-// unknown --flag naming it. The environment is copied from `envp`.
+// its arguments). Accepts --key=value, --key value, --config FILE (or
+// --config=FILE), -h/--help anywhere, and a bare --flag for boolean keys
+// (meaning true; a following true/false/1/0/yes/no/on/off word is taken as
+// its value). Flag names are the key names in lower case with '-' for '_'.
+// The first word that is not a flag starts the positionals; after it, words
+// and flags that are not config keys (e.g. `keys create --name N`) are kept
+// as positionals verbatim, in order. Before it, an unknown flag is an error
+// naming it. A bare "--" makes every later word positional. The environment
+// is copied from `envp` (NULL-terminated, may be null).
 struct PGGITOPS_EXPORT CommandLine {
   ConfigSources sources;
   std::vector<std::string> positionals;
@@ -146,18 +153,24 @@ PGGITOPS_EXPORT absl::StatusOr<CommandLine> ParseCommandLine(
 
 // Merges the sources, validates every value and returns the effective
 // config. Error: kInvalidArgument with one line, e.g.
-//   DATABASE_POOL_SIZE=0 (environment): must be an integer from 1 to 1000
+//   DATABASE_POOL_SIZE=0 (env): must be an integer from 1 to 1000
+// where the source is "yaml", ".env", "env" or "flag" and passwords in the
+// shown value are replaced by "***". Unknown keys in the YAML file or the
+// flags are errors; unknown keys in .env and the environment are ignored.
 PGGITOPS_EXPORT absl::StatusOr<Config> LoadConfig(const ConfigSources& sources);
 
-// Returns "KEY=value" lines for every key, in table order, with passwords in
-// URLs and other secrets replaced by "***", followed by the source of each
-// value as a comment ("# default", "# yaml", "# .env", "# env", "# flag").
+// Returns "KEY=value  # source" lines for every key, in table order, with
+// passwords in URLs and DSNs replaced by "***"; the source is that of
+// value_sources ("default", "yaml", ".env", "env", "flag"), or "program"
+// for a value that differs from the default without a recorded source.
+// Values that need it are double-quoted, so the output reads back as .env.
 PGGITOPS_EXPORT std::string DescribeConfig(const Config& config);
 
 // One line per key: name, default, allowed range and meaning; for --help.
 PGGITOPS_EXPORT std::string ConfigHelp();
 
-// Parses a level name (DEBUG, INFO, WARNING, ERROR; case-insensitive).
+// Parses a level name (DEBUG, INFO, WARNING or WARN, ERROR;
+// case-insensitive).
 PGGITOPS_EXPORT absl::StatusOr<LogLevel> ParseLogLevel(const std::string& s);
 
 }  // namespace pggitops

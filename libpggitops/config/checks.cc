@@ -1,0 +1,344 @@
+#include "libpggitops/config/checks.h"
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+
+namespace pggitops::internal::config {
+namespace {
+
+constexpr char kRedisForms[] =
+    "must be redis://[:password@]host:port[/db] or unix:///path";
+
+bool IsIpLiteral(const std::string& s, int* max_prefix) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, s.c_str(), buf) == 1) {
+    *max_prefix = 32;
+    return true;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) {
+    *max_prefix = 128;
+    return true;
+  }
+  return false;
+}
+
+bool HasControlChar(absl::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+bool AllDigits(absl::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+// Parses "65535"-style ports; false outside 1..65535.
+bool ParsePort(absl::string_view s, int* port) {
+  if (!AllDigits(s) || s.size() > 5) return false;
+  int p = 0;
+  if (!absl::SimpleAtoi(s, &p) || p < 1 || p > 65535) return false;
+  *port = p;
+  return true;
+}
+
+// Decodes %XX escapes; false on a malformed escape.
+bool PercentDecode(absl::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    int value = 0;
+    if (i + 2 >= in.size() ||
+        !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 1])) ||
+        !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      return false;
+    }
+    for (int k = 1; k <= 2; ++k) {
+      char c = absl::ascii_tolower(static_cast<unsigned char>(in[i + k]));
+      value = value * 16 + (absl::ascii_isdigit(c) ? c - '0' : c - 'a' + 10);
+    }
+    out->push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return true;
+}
+
+// Splits "host[:port]" where host may be "[v6]". Empty reason on success.
+std::string SplitHostPort(absl::string_view hp, RedisUrl* out) {
+  absl::string_view host = hp;
+  absl::string_view port;
+  if (absl::StartsWith(hp, "[")) {
+    size_t close = hp.find(']');
+    if (close == absl::string_view::npos) return "unterminated [ in the host";
+    host = hp.substr(1, close - 1);
+    absl::string_view rest = hp.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return "unexpected text after ]";
+      port = rest.substr(1);
+      if (port.empty()) return "empty port";
+    }
+  } else {
+    size_t colon = hp.rfind(':');
+    if (colon != absl::string_view::npos) {
+      host = hp.substr(0, colon);
+      port = hp.substr(colon + 1);
+      if (port.empty()) return "empty port";
+    }
+  }
+  if (host.empty()) return "no host";
+  if (!port.empty() && !ParsePort(port, &out->port)) {
+    return "the port must be from 1 to 65535";
+  }
+  out->host = std::string(host);
+  return "";
+}
+
+bool ParseDb(absl::string_view s, int* db) {
+  return AllDigits(s) && s.size() <= 6 && absl::SimpleAtoi(s, db);
+}
+
+std::string ParseUnixRedis(absl::string_view rest, RedisUrl* out) {
+  absl::string_view path = rest;
+  absl::string_view query;
+  size_t q = rest.find('?');
+  if (q != absl::string_view::npos) {
+    path = rest.substr(0, q);
+    query = rest.substr(q + 1);
+  }
+  if (path.size() < 2 || path[0] != '/') {
+    return "unix:// needs an absolute socket path (unix:///run/redis.sock)";
+  }
+  out->unix_path = std::string(path);
+  for (absl::string_view param :
+       absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(param, absl::MaxSplits('=', 1));
+    if (kv.first == "db") {
+      if (!ParseDb(kv.second, &out->db)) return "db must be a number";
+    } else if (kv.first == "password") {
+      if (!PercentDecode(kv.second, &out->password)) return "bad % escape";
+    } else {
+      return absl::StrCat("unknown parameter \"", kv.first,
+                          "\" (db and password are known)");
+    }
+  }
+  return "";
+}
+
+std::string ParseTcpRedis(absl::string_view rest, RedisUrl* out) {
+  size_t slash = rest.find('/');
+  absl::string_view authority = rest.substr(0, slash);
+  absl::string_view path =
+      slash == absl::string_view::npos ? "" : rest.substr(slash + 1);
+  if (absl::StrContains(rest, '?') || absl::StrContains(rest, '#')) {
+    return "query parameters are not supported";
+  }
+  size_t at = authority.rfind('@');
+  if (at != absl::string_view::npos) {
+    absl::string_view userinfo = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    std::pair<absl::string_view, absl::string_view> up =
+        absl::StrSplit(userinfo, absl::MaxSplits(':', 1));
+    if (!PercentDecode(up.first, &out->username) ||
+        !PercentDecode(up.second, &out->password)) {
+      return "bad % escape in the user or password";
+    }
+  }
+  std::string reason = SplitHostPort(authority, out);
+  if (!reason.empty()) return reason;
+  if (!path.empty() && !ParseDb(path, &out->db)) {
+    return "the database after / must be a number";
+  }
+  return "";
+}
+
+// Replaces the value of every key ending in "password" ("password=x",
+// "sslpassword = 'a b'", "?password=x&...") with ***.
+std::string RedactPasswordParams(const std::string& s) {
+  std::string out;
+  std::string lower = absl::AsciiStrToLower(s);
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t hit = lower.find("password", i);
+    if (hit == std::string::npos) break;
+    size_t j = hit + 8;
+    while (j < s.size() && s[j] == ' ') ++j;
+    if (j >= s.size() || s[j] != '=') {
+      out.append(s, i, hit + 8 - i);
+      i = hit + 8;
+      continue;
+    }
+    ++j;
+    while (j < s.size() && s[j] == ' ') ++j;
+    out.append(s, i, j - i);
+    size_t end = j;
+    if (end < s.size() && s[end] == '\'') {
+      for (++end; end < s.size() && s[end] != '\''; ++end) {
+        if (s[end] == '\\') ++end;
+      }
+      if (end < s.size()) ++end;
+    } else {
+      while (end < s.size() && s[end] != ' ' && s[end] != '&' &&
+             s[end] != '\t') {
+        ++end;
+      }
+    }
+    out.append("***");
+    i = std::min(end, s.size());
+  }
+  out.append(s, std::min(i, s.size()), std::string::npos);
+  return out;
+}
+
+// Replaces the password of scheme://user:password@host with ***.
+std::string RedactUriUserinfo(const std::string& s) {
+  size_t scheme_end = s.find("://");
+  if (scheme_end == std::string::npos) return s;
+  size_t start = scheme_end + 3;
+  size_t end = s.find_first_of("/?#", start);
+  if (end == std::string::npos) end = s.size();
+  size_t at = s.rfind('@', end - 1);
+  if (at == std::string::npos || at < start) return s;
+  size_t colon = s.find(':', start);
+  if (colon == std::string::npos || colon > at) return s;
+  return absl::StrCat(s.substr(0, colon + 1), "***", s.substr(at));
+}
+
+}  // namespace
+
+std::string CheckApiHost(const std::string& value) {
+  int max_prefix = 0;
+  if (value == "localhost" || IsIpLiteral(value, &max_prefix)) return "";
+  return "must be an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "
+         "localhost";
+}
+
+std::string CheckLogFile(const std::string& value) {
+  if (HasControlChar(value)) return "must not contain control characters";
+  if (!value.empty() && value.back() == '/') {
+    return "must name a file, not a directory";
+  }
+  return "";
+}
+
+std::string CheckDatabaseUrl(const std::string& value) {
+  constexpr char kForms[] =
+      "must be a postgresql:// or postgres:// URI or a libpq key=value "
+      "string";
+  if (value.empty()) return "";
+  size_t scheme_end = value.find("://");
+  if (scheme_end != std::string::npos) {
+    std::string scheme = absl::AsciiStrToLower(value.substr(0, scheme_end));
+    if (scheme != "postgresql" && scheme != "postgres") return kForms;
+  }
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(value.c_str(), &err);
+  if (opts != nullptr) {
+    PQconninfoFree(opts);
+    return "";
+  }
+  std::string detail = err != nullptr ? err : "out of memory";
+  PQfreemem(err);
+  absl::StripTrailingAsciiWhitespace(&detail);
+  // libpq quotes the offending text; never let that text be a password.
+  std::string redacted = RedactSecrets(value);
+  for (absl::string_view piece : absl::StrSplit(
+           value, absl::ByAnyChar(" \t'=@:/?&"), absl::SkipEmpty())) {
+    if (piece.size() >= 3 && !absl::StrContains(redacted, piece)) {
+      detail = absl::StrReplaceAll(detail, {{piece, "***"}});
+    }
+  }
+  return absl::StrCat(kForms, " (libpq: ", detail, ")");
+}
+
+absl::StatusOr<RedisUrl> ParseRedisUrl(const std::string& url) {
+  RedisUrl out;
+  std::string reason;
+  std::string lower = absl::AsciiStrToLower(url);
+  if (absl::StartsWith(lower, "rediss://")) {
+    reason = "TLS to Redis is not supported; use stunnel or a unix socket";
+  } else if (absl::StartsWith(lower, "redis://")) {
+    reason = ParseTcpRedis(absl::string_view(url).substr(8), &out);
+  } else if (absl::StartsWith(lower, "unix://")) {
+    reason = ParseUnixRedis(absl::string_view(url).substr(7), &out);
+  } else {
+    return absl::InvalidArgumentError(kRedisForms);
+  }
+  if (!reason.empty()) return absl::InvalidArgumentError(reason);
+  return out;
+}
+
+std::string CheckRedisUrl(const std::string& value) {
+  if (value.empty()) return "";
+  absl::StatusOr<RedisUrl> parsed = ParseRedisUrl(value);
+  if (parsed.ok()) return "";
+  std::string reason(parsed.status().message());
+  if (reason == kRedisForms || absl::StartsWith(reason, "TLS")) return reason;
+  return absl::StrCat(kRedisForms, " (", reason, ")");
+}
+
+std::string CheckCorsOrigin(const std::string& value) {
+  auto bad = [&value] {
+    return absl::StrCat("entry \"", value,
+                        "\" is not an origin: use * or http(s)://host[:port] "
+                        "without a path");
+  };
+  if (value == "*") return "";
+  absl::string_view rest;
+  if (absl::StartsWith(value, "http://")) {
+    rest = absl::string_view(value).substr(7);
+  } else if (absl::StartsWith(value, "https://")) {
+    rest = absl::string_view(value).substr(8);
+  } else {
+    return bad();
+  }
+  if (rest.find_first_of("/?#@ ") != absl::string_view::npos ||
+      HasControlChar(rest)) {
+    return bad();
+  }
+  RedisUrl hp;  // reuse the host[:port] splitter
+  if (!SplitHostPort(rest, &hp).empty()) return bad();
+  return "";
+}
+
+std::string CheckTrustedProxy(const std::string& value) {
+  std::pair<std::string, std::string> parts =
+      absl::StrSplit(value, absl::MaxSplits('/', 1));
+  int max_prefix = 0;
+  bool ok = IsIpLiteral(parts.first, &max_prefix);
+  if (ok && absl::StrContains(value, '/')) {
+    int prefix = -1;
+    ok = AllDigits(parts.second) && parts.second.size() <= 3 &&
+         absl::SimpleAtoi(parts.second, &prefix) && prefix <= max_prefix;
+  }
+  if (ok) return "";
+  return absl::StrCat("entry \"", value,
+                      "\" is not an IPv4/IPv6 address or CIDR (e.g. 10.0.0.1, "
+                      "10.0.0.0/8, fd00::/8)");
+}
+
+std::string RedactSecrets(const std::string& dsn) {
+  return RedactPasswordParams(RedactUriUserinfo(dsn));
+}
+
+}  // namespace pggitops::internal::config

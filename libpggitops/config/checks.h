@@ -1,0 +1,51 @@
+// File: libpggitops/config/checks.h
+//
+// Validators for string-valued configuration keys, the Redis URL parser the
+// cache uses, and the redaction of passwords in connection strings. Each
+// Check* returns "" when the value is acceptable, else the reason, phrased to
+// follow "KEY=value (source): ".
+#ifndef PGGITOPS_LIBPGGITOPS_CONFIG_CHECKS_H_
+#define PGGITOPS_LIBPGGITOPS_CONFIG_CHECKS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace pggitops::internal::config {
+
+// API_HOST: an IPv4 or IPv6 literal, or "localhost".
+std::string CheckApiHost(const std::string& value);
+// PGGIT_LOG_FILE: empty, or a file path without control characters.
+std::string CheckLogFile(const std::string& value);
+// DATABASE_URL: a postgresql:// or postgres:// URI or a libpq key=value
+// string, as libpq itself parses it. Empty is accepted here; LoadConfig
+// reports a missing value.
+std::string CheckDatabaseUrl(const std::string& value);
+// REDIS_URL: empty, redis://[[user]:password@]host[:port][/db] or
+// unix:///path[?db=N&password=P]; rediss:// is refused.
+std::string CheckRedisUrl(const std::string& value);
+// One CORS_ORIGINS entry: "*" or http(s)://host[:port], no path.
+std::string CheckCorsOrigin(const std::string& value);
+// One TRUSTED_PROXIES entry: an IPv4/IPv6 address or CIDR.
+std::string CheckTrustedProxy(const std::string& value);
+
+// A parsed REDIS_URL. Exactly one of host and unix_path is set.
+struct RedisUrl {
+  std::string host;  // without brackets for IPv6
+  int port = 6379;
+  std::string unix_path;
+  std::string username;  // empty: the default user
+  std::string password;  // empty: no AUTH
+  int db = 0;
+};
+// Parses a non-empty REDIS_URL. Error: kInvalidArgument with the reason.
+absl::StatusOr<RedisUrl> ParseRedisUrl(const std::string& url);
+
+// Returns `dsn` with every password replaced by "***": the password of a
+// scheme://user:password@host URI and the value of any key ending in
+// "password" (key=value strings and URI query parameters).
+std::string RedactSecrets(const std::string& dsn);
+
+}  // namespace pggitops::internal::config
+
+#endif  // PGGITOPS_LIBPGGITOPS_CONFIG_CHECKS_H_

@@ -1,0 +1,213 @@
+// The table of configuration keys. Defaults live in the in-class
+// initialisers of pggitops::Config; this table adds the name, type, range
+// and meaning of each field.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "libpggitops/config/checks.h"
+#include "libpggitops/config/key_spec.h"
+
+namespace pggitops::internal::config {
+namespace {
+
+KeySpec Make(const char* name, KeyType type, MemberPtr member, double min,
+             double max, const char* help) {
+  KeySpec s;
+  s.name = name;
+  s.type = type;
+  s.member = member;
+  s.min = min;
+  s.max = max;
+  s.help = help;
+  return s;
+}
+
+KeySpec Int(const char* name, int Config::*m, int min, int max,
+            const char* help) {
+  return Make(name, KeyType::kInt, m, min, max, help);
+}
+KeySpec Int64(const char* name, int64_t Config::*m, double min, double max,
+              const char* help) {
+  return Make(name, KeyType::kInt64, m, min, max, help);
+}
+KeySpec Seconds(const char* name, absl::Duration Config::*m, double min,
+                double max, const char* help) {
+  return Make(name, KeyType::kSeconds, m, min, max, help);
+}
+KeySpec Bool(const char* name, bool Config::*m, const char* help) {
+  return Make(name, KeyType::kBool, m, 0, 1, help);
+}
+KeySpec Str(const char* name, std::string Config::*m, StringCheck check,
+            const char* range_text, const char* help) {
+  KeySpec s = Make(name, KeyType::kString, m, 0, 0, help);
+  s.check = check;
+  s.range_text = range_text;
+  return s;
+}
+KeySpec List(const char* name, std::vector<std::string> Config::*m,
+             StringCheck check, const char* range_text, const char* help) {
+  KeySpec s = Make(name, KeyType::kList, m, 0, 0, help);
+  s.check = check;
+  s.range_text = range_text;
+  return s;
+}
+KeySpec Enum(const char* name, std::string Config::*m,
+             std::vector<std::string> allowed, const char* help) {
+  KeySpec s = Make(name, KeyType::kEnum, m, 0, 0, help);
+  s.allowed = std::move(allowed);
+  return s;
+}
+KeySpec WithDefault(KeySpec s, const char* default_text) {
+  s.default_text = default_text;
+  return s;
+}
+KeySpec Secret(KeySpec s) {
+  s.secret = true;
+  return s;
+}
+
+std::vector<KeySpec> BuildTable() {
+  using C = Config;
+  std::vector<KeySpec> t = {
+      // HTTP server
+      Str("API_HOST", &C::api_host, CheckApiHost,
+          "IPv4/IPv6 address or localhost",
+          "listen address; with no API key only loopback is allowed"),
+      Int("API_PORT", &C::api_port, 1, 65535, "listen port"),
+      Int("API_WORKERS", &C::api_workers, 1, 1024,
+          "HTTP worker threads; bounds concurrent connections (one open "
+          "connection per thread)"),
+      Seconds("API_KEEPALIVE_TIMEOUT", &C::api_keepalive_timeout, 0.001, 3600,
+              "idle keep-alive connections are closed after this"),
+      Int("API_KEEPALIVE_MAX", &C::api_keepalive_max, 1, 1000000,
+          "requests served on one keep-alive connection before it is closed"),
+      Make("API_LOG_LEVEL", KeyType::kLogLevel, &C::api_log_level, 0, 0,
+           "least severe level logged (WARN means WARNING)"),
+      Str("PGGIT_LOG_FILE", &C::log_file, CheckLogFile, "file path or empty",
+          "also append warnings and errors as JSON lines here; reopened on "
+          "SIGHUP"),
+      // Database and pool
+      WithDefault(
+          Secret(Str("DATABASE_URL", &C::database_url, CheckDatabaseUrl,
+                     "postgresql:// URI or libpq key=value string",
+                     "PostgreSQL connection; the password is never shown")),
+          "required"),
+      Int("DATABASE_POOL_SIZE", &C::database_pool_size, 1, 1000,
+          "persistent connections; size + max overflow must be at most 1000"),
+      Int("DATABASE_POOL_MAX_OVERFLOW", &C::database_pool_max_overflow, 0, 999,
+          "extra connections allowed under load, closed when returned"),
+      Seconds("DATABASE_POOL_TIMEOUT", &C::database_pool_timeout, 0.001, 3600,
+              "wait for a free connection before failing with 503 "
+              "POOL_TIMEOUT"),
+      Seconds("DATABASE_POOL_RECYCLE", &C::database_pool_recycle, 0.001, 604800,
+              "a connection older than this is replaced at checkout"),
+      Bool("DATABASE_POOL_PRE_PING", &C::database_pool_pre_ping,
+           "check an idle connection with a ping before handing it out"),
+      Seconds("DATABASE_POOL_PRE_PING_IDLE", &C::database_pool_pre_ping_idle, 0,
+              3600, "ping only connections idle at least this long"),
+      Seconds("DATABASE_CONNECT_TIMEOUT", &C::database_connect_timeout, 0.1,
+              600, "time limit for opening one connection"),
+      Seconds("DATABASE_STATEMENT_TIMEOUT", &C::database_statement_timeout,
+              0.001, 86400, "statement_timeout of every pooled connection"),
+      Seconds("DATABASE_SLOW_QUERY_SECONDS", &C::database_slow_query, 0.001,
+              3600, "queries slower than this are logged and counted"),
+      // Cache
+      Bool("CACHE_ENABLED", &C::cache_enabled, "use the response cache"),
+      Int64("CACHE_MAX_BYTES", &C::cache_max_bytes, 1048576, 68719476736.0,
+            "in-process (L1) cache byte budget"),
+      Seconds("CACHE_TTL_WEBHOOK_LIST", &C::cache_ttl_webhook_list, 0.001,
+              86400, "lifetime of cached webhook lists"),
+      Seconds("CACHE_TTL_ALERTS_LIST", &C::cache_ttl_alerts_list, 0.001, 86400,
+              "lifetime of cached alert lists"),
+      Seconds("CACHE_TTL_DASHBOARD", &C::cache_ttl_dashboard, 0.001, 86400,
+              "lifetime of the cached dashboard summary"),
+      WithDefault(Secret(Str("REDIS_URL", &C::redis_url, CheckRedisUrl,
+                             "empty, redis://[:password@]host:port[/db] or "
+                             "unix:///path",
+                             "enables the Redis L2 cache and cross-instance "
+                             "invalidation; rediss:// (TLS) is refused")),
+                  "unset"),
+      Seconds("REDIS_TIMEOUT", &C::redis_timeout, 0.001, 60,
+              "time limit of one Redis command; Redis is then skipped"),
+      // HTTP policy
+      List("CORS_ORIGINS", &C::cors_origins, CheckCorsOrigin,
+           "JSON or comma list of * or http(s)://host[:port]",
+           "origins allowed by CORS"),
+      Int("RATE_LIMIT_PER_MINUTE", &C::rate_limit_per_minute, 0, 1000000,
+          "requests per minute per client address and instance; 0 disables"),
+      Int("RATE_LIMIT_BURST", &C::rate_limit_burst, 1, 1000000,
+          "requests a client may make at once above the per-minute pace"),
+      Bool("RATE_LIMIT_EXEMPT_LOOPBACK", &C::rate_limit_exempt_loopback,
+           "do not rate-limit loopback clients"),
+      List("TRUSTED_PROXIES", &C::trusted_proxies, CheckTrustedProxy,
+           "JSON or comma list of IP addresses or CIDRs",
+           "peers whose X-Forwarded-For is believed for the client address"),
+      WithDefault(
+          Int("SSE_MAX_STREAMS", &C::sse_max_streams, 0, 1023,
+              "open /api/v1/alerts/stream connections, more get 503; must be "
+              "less than API_WORKERS"),
+          "32 (at most API_WORKERS/2 when unset)"),
+      Seconds("SSE_STATUS_INTERVAL", &C::sse_status_interval, 0.01, 3600,
+              "period of system_status stream events"),
+      Seconds("SSE_KEEPALIVE_INTERVAL", &C::sse_keepalive_interval, 0.01, 3600,
+              "period of keep-alive comment lines on streams"),
+      Bool("METRICS_REQUIRE_KEY", &C::metrics_require_key,
+           "put /metrics behind a read key"),
+      // Webhook delivery
+      Int("WEBHOOK_WORKERS", &C::webhook_workers, 1, 64,
+          "dispatcher threads (each drives many deliveries)"),
+      Int("WEBHOOK_MAX_IN_FLIGHT", &C::webhook_max_in_flight, 1, 100000,
+          "concurrent deliveries overall"),
+      Int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT",
+          &C::webhook_max_in_flight_per_endpoint, 1, 10000,
+          "concurrent deliveries to one webhook"),
+      Int("WEBHOOK_BATCH_SIZE", &C::webhook_batch_size, 1, 10000,
+          "deliveries claimed at once"),
+      Seconds("WEBHOOK_POLL_INTERVAL", &C::webhook_poll_interval, 0.01, 3600,
+              "polling fallback when no NOTIFY arrives"),
+      Seconds("WEBHOOK_LEASE_SECONDS", &C::webhook_lease, 0.1, 86400,
+              "a claimed delivery whose worker died is claimable after this"),
+      Make("WEBHOOK_RETENTION_DAYS", KeyType::kDays, &C::webhook_retention_days,
+           1, 3650, "delivered rows and attempts older than this are purged"),
+      Make("WEBHOOK_DISABLE_AFTER_HOURS", KeyType::kHours,
+           &C::webhook_disable_after, 0.0001, 8760,
+           "a webhook failing without a success this long is disabled"),
+      WithDefault(
+          Bool("WEBHOOK_ALLOW_PRIVATE_TARGETS",
+               &C::webhook_allow_private_targets,
+               "allow private, loopback and link-local webhook targets"),
+          "false (true when ENVIRONMENT=development)"),
+      Int("WEBHOOK_BREAKER_THRESHOLD", &C::webhook_breaker_threshold, 1, 1000,
+          "consecutive failures that open a webhook's circuit breaker"),
+      Seconds("WEBHOOK_BREAKER_OPEN_SECONDS", &C::webhook_breaker_open, 0.01,
+              86400, "first open period of a breaker, doubling each time"),
+      Seconds("WEBHOOK_BREAKER_MAX_OPEN_SECONDS", &C::webhook_breaker_max_open,
+              0.01, 86400,
+              "longest open period; at least WEBHOOK_BREAKER_OPEN_SECONDS"),
+      // Health and lifecycle
+      Seconds("HEALTH_CACHE_SECONDS", &C::health_cache, 0, 3600,
+              "deep-health results are reused this long"),
+      Seconds("SHUTDOWN_TIMEOUT", &C::shutdown_timeout, 0.1, 3600,
+              "time to drain requests and deliveries on SIGTERM"),
+      Seconds("SHUTDOWN_GRACE_SECONDS", &C::shutdown_grace, 0, 300,
+              "on SIGTERM, /health/ready answers 503 this long before the "
+              "listener closes"),
+      Seconds("API_KEY_CACHE_SECONDS", &C::api_key_cache, 0, 300,
+              "API key lookups are cached this long; a revocation takes "
+              "effect within it"),
+      Enum("ENVIRONMENT", &C::environment, {"production", "development"},
+           "development relaxes only what is documented as relaxed"),
+  };
+  return t;
+}
+
+}  // namespace
+
+const std::vector<KeySpec>& KeyTable() {
+  static const std::vector<KeySpec>* table =
+      new std::vector<KeySpec>(BuildTable());
+  return *table;
+}
+
+}  // namespace pggitops::internal::config
