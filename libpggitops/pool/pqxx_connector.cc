@@ -107,16 +107,23 @@ bool PqxxConnection::CheckAlive() {
   if (pg == nullptr || PQstatus(pg) != CONNECTION_OK || fatal_notice_) {
     return false;
   }
-  pollfd p{PQsocket(pg), POLLIN, 0};
-  if (p.fd < 0) return false;
-  const int n = poll(&p, 1, 0);
-  if (n == 0) return true;  // nothing arrived while idle
-  if (n < 0) return errno == EINTR;
-  // Something arrived while idle: a notification, a parameter change, or
-  // the FATAL message and end of file of a terminated backend.
-  if ((p.revents & (POLLERR | POLLNVAL)) != 0) return false;
-  if (PQconsumeInput(pg) == 0) return false;
-  return PQstatus(pg) == CONNECTION_OK && !fatal_notice_;
+  // Something may have arrived while idle: a notification, a parameter
+  // change, or the FATAL message and end of file of a terminated backend.
+  // Read until the socket is drained (bounded): end of file makes
+  // PQconsumeInput fail, and PQisBusy parses what was read, which passes an
+  // idle-time error to the notice handler.
+  for (int round = 0; round < 4; ++round) {
+    pollfd p{PQsocket(pg), POLLIN, 0};
+    if (p.fd < 0) return false;
+    const int n = poll(&p, 1, 0);
+    if (n == 0) return true;  // nothing (more) to read
+    if (n < 0) return errno == EINTR;
+    if ((p.revents & (POLLERR | POLLNVAL)) != 0) return false;
+    if (PQconsumeInput(pg) == 0) return false;
+    PQisBusy(pg);
+    if (PQstatus(pg) != CONNECTION_OK || fatal_notice_) return false;
+  }
+  return true;
 }
 
 absl::Status PqxxConnection::Ping() { return Execute("SELECT 1", {}).status(); }
