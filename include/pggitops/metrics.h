@@ -11,6 +11,13 @@
 // (a writer lock the first time a label set appears), so callers on a hot
 // path should look a child up once and keep the reference. Children are
 // never removed, so references stay valid for the registry's lifetime.
+//
+// Programming errors abort the process (they are caught the first time the
+// code runs, like a failed assertion), printing a line that starts with
+// "pggitops metrics:" to stderr: an invalid metric or label name, a name
+// registered again with another kind, other label names or other buckets, a
+// WithLabels call with the wrong number of values, histogram bounds that are
+// not finite and strictly increasing.
 #ifndef PGGITOPS_INCLUDE_METRICS_H_
 #define PGGITOPS_INCLUDE_METRICS_H_
 
@@ -39,7 +46,8 @@ class PGGITOPS_EXPORT Counter {
   Counter(const Counter&) = delete;
   Counter& operator=(const Counter&) = delete;
 
-  // Adds `v` to the counter. REQUIRES: v >= 0 (negative values are ignored).
+  // Adds `v` to the counter. REQUIRES: v >= 0 (negative and NaN values are
+  // ignored).
   void Inc(double v = 1.0);
   double Value() const { return value_.load(std::memory_order_relaxed); }
 
@@ -68,11 +76,14 @@ class PGGITOPS_EXPORT Gauge {
 class PGGITOPS_EXPORT Histogram {
  public:
   // `bounds` are the upper bounds of the buckets, strictly increasing and
-  // finite; the +Inf bucket is implicit.
+  // finite (a violation aborts); the +Inf bucket is implicit. Empty bounds
+  // give a histogram with only the +Inf bucket.
   explicit Histogram(std::vector<double> bounds);
   Histogram(const Histogram&) = delete;
   Histogram& operator=(const Histogram&) = delete;
 
+  // Counts `v` in the first bucket whose bound is >= v (NaN lands in +Inf
+  // only) and adds it to the sum.
   void Observe(double v);
   // Observes a duration in seconds, the Prometheus base unit.
   void ObserveDuration(absl::Duration d) { Observe(absl::ToDoubleSeconds(d)); }
@@ -94,14 +105,18 @@ class PGGITOPS_EXPORT Histogram {
 // The Prometheus client's default buckets, in seconds.
 PGGITOPS_EXPORT std::vector<double> DefaultBuckets();
 // `count` buckets: start, start*factor, start*factor^2, ...
+// REQUIRES: start > 0, factor > 1, count >= 1 (a violation aborts).
 PGGITOPS_EXPORT std::vector<double> ExponentialBuckets(double start,
                                                        double factor,
                                                        int count);
 
 // One metric name with a fixed list of label names; its children are the
-// series, one per distinct list of label values. Thread-safe.
+// series, one per distinct list of label values. Thread-safe. Instantiated
+// (and exported) for Counter, Gauge and Histogram only. A family without
+// label names has its single child from the start, so it is exposed (as 0)
+// before first use.
 template <typename T>
-class Family {
+class PGGITOPS_EXPORT Family {
  public:
   using Factory = std::function<std::unique_ptr<T>()>;
   Family(std::string name, std::string help, std::vector<std::string> labels,
@@ -139,6 +154,10 @@ class Family {
       ABSL_GUARDED_BY(mu_);
 };
 
+extern template class Family<Counter>;
+extern template class Family<Gauge>;
+extern template class Family<Histogram>;
+
 // Owns metric families and renders them. Thread-safe: families may be added
 // while another thread serializes.
 class PGGITOPS_EXPORT MetricsRegistry {
@@ -164,14 +183,20 @@ class PGGITOPS_EXPORT MetricsRegistry {
 
   // Registers `hook`, called (without registry locks held) at the start of
   // every Serialize() so a component can refresh gauges it computes on
-  // demand. The hook must be cheap or bound its own time. Returns an id for
-  // RemoveCollectHook().
+  // demand. The hook must be cheap or bound its own time. Two overlapping
+  // Serialize() calls may run the same hook concurrently. A hook may add
+  // families and remove hooks (itself included) but must not call
+  // Serialize(). Returns an id for RemoveCollectHook().
   int AddCollectHook(std::function<void()> hook);
-  // After this returns, the hook is not running and will not run again.
+  // After this returns, the hook is not running (unless RemoveCollectHook is
+  // called from the hook itself) and will not run again. Unknown ids are
+  // ignored.
   void RemoveCollectHook(int id);
 
-  // Renders every family in the Prometheus text format 0.0.4, families
-  // sorted by name.
+  // Renders every family in the Prometheus text format 0.0.4: families
+  // sorted by name, each with `# HELP` (omitted when the help is empty) and
+  // `# TYPE` lines, then its series sorted by label values. A labelled
+  // family with no series yet shows only its HELP and TYPE lines.
   std::string Serialize();
 
  private:
@@ -179,8 +204,12 @@ class PGGITOPS_EXPORT MetricsRegistry {
   std::unique_ptr<Impl> impl_;
 };
 
-// Registers process_* metrics (resident memory, CPU seconds, open fds, start
-// time, read from /proc on each scrape) and pggit_build_info{version}.
+// Registers process_resident_memory_bytes, process_virtual_memory_bytes,
+// process_cpu_seconds_total, process_open_fds, process_max_fds and
+// process_start_time_seconds (read from /proc by a collect hook on each
+// scrape) and pggit_build_info{version="<kVersionString>"} 1. Linux only.
+// Calling it again on the same registry is harmless (the families are shared
+// and the counter stays exact). The hook belongs to *registry.
 PGGITOPS_EXPORT void RegisterProcessMetrics(MetricsRegistry* registry);
 
 }  // namespace pggitops
