@@ -252,7 +252,9 @@ class PGGITOPS_EXPORT PooledConnection {
   bool valid() const { return slot_ != nullptr; }
 
   // Runs one statement (autocommit unless a transaction was begun on this
-  // lease), timed in db_query_duration_seconds. A broken connection
+  // lease), timed in db_query_duration_seconds. Without `params` the text
+  // goes through PostgreSQL's simple protocol, so it may hold several
+  // statements; the result is the last one's. A broken connection
   // (kUnavailable without SQLSTATE, or class 08) marks the lease broken.
   // REQUIRES: valid().
   absl::StatusOr<QueryResult> Query(

@@ -165,9 +165,13 @@ absl::StatusOr<QueryResult> PqxxConnection::Execute(
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   const std::string text(sql);
+  // Without parameters the simple protocol costs the server less (one
+  // message instead of parse, bind, describe and execute).
   std::unique_ptr<PGresult, void (*)(PGresult*)> res(
-      PQexecParams(pg, text.c_str(), static_cast<int>(values.size()), nullptr,
-                   values.data(), nullptr, nullptr, 0),
+      values.empty()
+          ? PQexec(pg, text.c_str())
+          : PQexecParams(pg, text.c_str(), static_cast<int>(values.size()),
+                         nullptr, values.data(), nullptr, nullptr, 0),
       PQclear);
   if (res == nullptr) return ErrorFromConnection();
   switch (PQresultStatus(res.get())) {
