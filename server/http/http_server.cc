@@ -259,9 +259,16 @@ void HttpServer::Impl::Finish(const httplib::Request& req,
   if (latency != nullptr) latency->Record(elapsed, res.status >= 500);
   bool quiet =
       absl::StartsWith(t_req.route, "/health") || t_req.route == "/metrics";
-  LogLevel level = res.status >= 500 ? LogLevel::kError
-                   : quiet           ? LogLevel::kDebug
-                                     : LogLevel::kInfo;
+  // 503 is back-pressure (draining, pool timeout), not a bug: a warning,
+  // and only informational for health probes, which report it by design.
+  LogLevel level = LogLevel::kInfo;
+  if (res.status == 503) {
+    level = quiet ? LogLevel::kInfo : LogLevel::kWarning;
+  } else if (res.status >= 500) {
+    level = LogLevel::kError;
+  } else if (quiet) {
+    level = LogLevel::kDebug;
+  }
   if (Log::Enabled(level)) {
     ScopedLogRequestId log_id(t_req.request_id);
     Log::Write(level, "request",
