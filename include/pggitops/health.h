@@ -102,7 +102,7 @@ struct PGGITOPS_EXPORT HealthReport {
   //   {"status": "healthy"|"degraded"|"unhealthy",
   //    "timestamp": "2024-01-02T03:04:05.000Z",
   //    "failing": ["redis"],            // only when status != healthy
-  //    "<check>": {<details_json members>, "status": "<word>",
+  //    "<check>": {"status": "<word>", <details_json members>,
   //                "error": "<message>"},  // "error" only when !ok
   //    ...}
   // "status" and "error" win over details members of the same name. Never

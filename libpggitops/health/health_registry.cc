@@ -50,13 +50,14 @@ absl::Status ValidateCheck(const HealthCheck& check) {
 
 // Thread-safe; state below mu is guarded by it. Evaluations run without mu.
 struct HealthRegistry::Impl {
-  Impl(HealthOptions options)
+  explicit Impl(HealthOptions options)
       : env(options.env != nullptr ? options.env : Env::Default()),
         cache_ttl(options.cache_ttl) {}
 
-  // Runs every check once and builds the report. `seq` orders evaluations.
+  // Runs every check once (concurrently) and builds the report.
   HealthReport Evaluate();
-  // Caches `report` unless a later-started evaluation already did.
+  // Caches `report` unless a later-started evaluation (higher `seq`)
+  // already did.
   void Store(const HealthReport& report, uint64_t seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   bool CacheFresh() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
