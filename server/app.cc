@@ -101,7 +101,8 @@ absl::Status App::Impl::Start() {
   if (!made.ok()) return made.status();
   pool = *std::move(made);
   ctx.pool = pool.get();
-  health.Register(DatabaseHealthCheck(pool.get()));
+  absl::Status registered = health.Register(DatabaseHealthCheck(pool.get()));
+  if (!registered.ok()) return registered;
 
   // Refuse to run against a schema this build cannot use (CONTRACT 9). An
   // unreachable database does not stop the start: readiness stays 503
@@ -117,7 +118,8 @@ absl::Status App::Impl::Start() {
     Log::Warning("database not reachable at start; not ready until it is",
                  {{"error", std::string(schema.status().message())}});
   }
-  health.Register(SchemaCheck(config.database_url));
+  registered = health.Register(SchemaCheck(config.database_url));
+  if (!registered.ok()) return registered;
 
   AddHealthRoutes(&router, &ctx);
   server = std::make_unique<HttpServer>(ServerOptions(config), &router,
