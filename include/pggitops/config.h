@@ -9,7 +9,11 @@
 //   DATABASE_POOL_SIZE or database_pool_size   in the YAML file (a flat map),
 //   --database-pool-size=N or --database-pool-size N   as a flag.
 // Every value is validated; the first invalid one fails LoadConfig with one
-// line naming the key, its source and its allowed range.
+// line naming the key, its source and its allowed range. docs/CONFIGURATION.md
+// lists every key with its default and range.
+//
+// The functions below keep no state between calls and are safe to call from
+// several threads at once; Config and ConfigSources are plain values.
 #ifndef PGGITOPS_INCLUDE_CONFIG_H_
 #define PGGITOPS_INCLUDE_CONFIG_H_
 

@@ -77,8 +77,7 @@ class ArgvParser {
     if (!hint.empty()) hint = absl::StrCat(" (", hint, ")");
     // Name only the flag: its value may be a secret.
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown flag ", name.empty() ? word : "--" + name, hint,
-                     "; see --help"));
+        absl::StrCat("unknown flag ", name.empty() ? word : "--" + name, hint));
   }
 
   absl::Status LongFlag(const std::string& word, CommandLine* out) {

@@ -101,9 +101,8 @@ TEST_CASE("ParseCommandLine: unknown flags before the subcommand fail") {
   CHECK(cl.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(cl.status().message() ==
         "unknown flag --database-pool-sise (did you mean "
-        "--database-pool-size?); see --help");
-  CHECK(Parse({"-x", "serve"}).status().message() ==
-        "unknown flag -x; see --help");
+        "--database-pool-size?)");
+  CHECK(Parse({"-x", "serve"}).status().message() == "unknown flag -x");
   CHECK(absl::StartsWith(Parse({"--name", "N"}).status().message(),
                          "unknown flag --name"));
 }
