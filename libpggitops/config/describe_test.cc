@@ -118,9 +118,9 @@ TEST_CASE("ConfigHelp: one line per key with flag, name, default and range") {
 // docs/CONFIGURATION.md embeds ConfigMarkdownTable() between two markers.
 // Run with PGGITOPS_UPDATE_DOCS=1 to rewrite it after changing the table.
 TEST_CASE("docs/CONFIGURATION.md: the key table is current") {
-  std::string here = __FILE__;  // relative to the build dir, like the cwd
-  std::string path =
-      here.substr(0, here.rfind('/')) + "/../../docs/CONFIGURATION.md";
+  // PGGITOPS_SOURCE_DIR is set for every unit test by tests/meson.build, so
+  // the test finds the file whatever the working directory.
+  std::string path = std::string(PGGITOPS_SOURCE_DIR) + "/docs/CONFIGURATION.md";
   std::ifstream in(path);
   REQUIRE_MESSAGE(in.is_open(), "cannot open ", path);
   std::stringstream text;
