@@ -19,9 +19,11 @@ namespace pggitops {
 
 // The schema version this build needs (the newest migration it carries).
 PGGITOPS_EXPORT int RequiredSchemaVersion();
-// The newest schema version this build still runs against: a newer
-// migration applied by a newer release that declared itself compatible with
-// this one (a rolling upgrade) does not stop old instances.
+// The newest schema version this build still runs against (CONTRACT section
+// 9): versions after RequiredSchemaVersion() up to this one were declared
+// additive for this build, so a newer release migrating to them during a
+// rolling upgrade does not stop old instances. Currently equal to
+// RequiredSchemaVersion().
 PGGITOPS_EXPORT int MaxCompatibleSchemaVersion();
 
 struct PGGITOPS_EXPORT MigrateResult {
@@ -30,11 +32,16 @@ struct PGGITOPS_EXPORT MigrateResult {
   std::vector<std::string> applied;  // "001_initial", ...
 };
 
-// Applies the missing migrations. Needs no superuser: runs as the owner of
-// the database (the `pggit` role). Errors: kUnavailable when the database
-// cannot be reached; kFailedPrecondition when the database holds a schema
-// newer than this build knows; kInternal when a migration fails (nothing of
-// it is applied).
+// Applies the missing migrations in one transaction under an advisory lock
+// (a concurrent runner waits, then applies nothing). Needs no superuser:
+// runs as the owner of the database (the `pggit` role). Thread-safe: each
+// call uses a connection of its own. Errors, each leaving the database
+// unchanged: kUnavailable when the database cannot be reached;
+// kFailedPrecondition when the database holds a schema newer than
+// MaxCompatibleSchemaVersion(), or an applied migration whose checksum
+// differs from the one this build carries (the message names it);
+// kPermissionDenied when the role may not create the schema; kInternal when
+// a migration fails.
 PGGITOPS_EXPORT absl::StatusOr<MigrateResult> Migrate(
     const std::string& database_url);
 
@@ -42,14 +49,16 @@ struct PGGITOPS_EXPORT SchemaStatus {
   int version = 0;           // applied, 0 when none
   int expected_version = 0;  // RequiredSchemaVersion()
   bool compatible = false;   // expected <= version <= MaxCompatible...
-  // "ok", "missing" (never migrated), "behind", "ahead" (too new).
+  // "ok" (compatible), "missing" (never migrated), "behind" (older than
+  // expected: run Migrate), "ahead" (newer than MaxCompatibleSchemaVersion()).
   std::string status;
   // Guide index names absent from the database (should be empty).
   std::vector<std::string> missing_indexes;
 };
 
-// Reads the schema version and checks the guide's indexes. Errors:
-// kUnavailable when the database cannot be reached.
+// Reads the schema version and checks the guide's indexes, in a read-only
+// transaction. Thread-safe. Errors: kUnavailable when the database cannot be
+// reached.
 PGGITOPS_EXPORT absl::StatusOr<SchemaStatus> CheckSchema(
     const std::string& database_url);
 

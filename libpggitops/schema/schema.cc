@@ -19,14 +19,15 @@ namespace pggitops {
 namespace {
 
 // The rule of CONTRACT section 9: a build runs against schema versions
-// RequiredSchemaVersion() through kMaxCompatibleSchemaVersion, and refuses
-// (Migrate and the daemon's start) a newer one. A release may raise this
-// above its own RequiredSchemaVersion() only for versions it knows to be
-// additive for it (new tables, new nullable columns, new indexes), so that
-// during a rolling upgrade the instances not yet upgraded keep running
-// against the schema the new release migrated to. No such version exists
-// yet, so it equals RequiredSchemaVersion().
-constexpr int kMaxCompatibleSchemaVersion = 1;
+// RequiredSchemaVersion() through MaxCompatibleSchemaVersion() and refuses
+// (Migrate, and the daemon at start) a newer one. This many versions after
+// its own newest migration are declared compatible. A release may raise it
+// only for later migrations it knows to be additive for it (new tables,
+// new nullable columns, new indexes), so that during a rolling upgrade the
+// instances not yet upgraded keep running against the schema the new release
+// migrated to. No such migration exists yet: 0, so the maximum equals
+// RequiredSchemaVersion().
+constexpr int kCompatibleNewerVersions = 0;
 
 constexpr char kCreateMigrationsTable[] =
     "CREATE TABLE IF NOT EXISTS pggit.schema_migrations ("
@@ -103,7 +104,9 @@ int RequiredSchemaVersion() {
   return static_cast<int>(internal::EmbeddedMigrations().size());
 }
 
-int MaxCompatibleSchemaVersion() { return kMaxCompatibleSchemaVersion; }
+int MaxCompatibleSchemaVersion() {
+  return RequiredSchemaVersion() + kCompatibleNewerVersions;
+}
 
 namespace internal {
 
@@ -122,6 +125,11 @@ absl::Status StatusFromPqxx(const std::exception& e,
   }
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
     return absl::UnknownError(message);
+  }
+  // libpqxx 6.4 leaves sqlstate() empty on insufficient_privilege, so it is
+  // recognised by type.
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr) {
+    return absl::PermissionDeniedError(message);
   }
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
     const std::string& state = sql->sqlstate();
