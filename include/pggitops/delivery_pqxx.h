@@ -1,0 +1,38 @@
+// File: pggitops/delivery_pqxx.h
+//
+// Opt-in libpqxx overload of EnqueueAlert (delivery_queue.h) for
+// applications that insert alerts in their own libpqxx transaction, so the
+// alert (and its deliveries, queued by the trigger) commit or roll back
+// with the application's own writes:
+//
+//   pqxx::work txn(conn);
+//   txn.exec("UPDATE accounts ...");
+//   absl::StatusOr<int64_t> id = EnqueueAlert(txn, alert);
+//   if (!id.ok()) return id.status();   // txn is aborted: do not commit
+//   txn.commit();                        // engines are woken at commit
+//
+// The connection may be any libpqxx connection to the pggitops database
+// (one from the pool via Connection(lease) in "pggitops/pqxx.h", or the
+// application's own). Including this header pulls in <pqxx/pqxx>.
+#ifndef PGGITOPS_INCLUDE_DELIVERY_PQXX_H_
+#define PGGITOPS_INCLUDE_DELIVERY_PQXX_H_
+
+#include <cstdint>
+#include <pqxx/pqxx>
+
+#include "absl/status/statusor.h"
+#include "pggitops/delivery_queue.h"
+#include "pggitops/export.h"
+
+namespace pggitops {
+
+// Inserts the alert within `txn` and returns its id. InvalidArgument for an
+// invalid alert (nothing is sent to the server); a database error is
+// converted as StatusFromPqxxException does, and leaves `txn` aborted, as
+// any failed statement does.
+PGGITOPS_EXPORT absl::StatusOr<int64_t> EnqueueAlert(
+    pqxx::transaction_base& txn, const AlertInput& alert);
+
+}  // namespace pggitops
+
+#endif  // PGGITOPS_INCLUDE_DELIVERY_PQXX_H_

@@ -1,0 +1,364 @@
+#include "libpggitops/delivery/engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "libpggitops/delivery/delivery_store.h"
+#include "pggitops/log.h"
+
+namespace pggitops::internal {
+namespace {
+
+std::string DefaultOwner() {
+  static std::atomic<int> counter{0};
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host[0] != '\0' ? host : "localhost", ":", getpid(), ":",
+                      ++counter);
+}
+
+BreakerParams BreakerFrom(const DeliveryOptions& o) {
+  BreakerParams p;
+  p.threshold = o.breaker_threshold;
+  p.open = o.breaker_open;
+  p.max_open = o.breaker_max_open;
+  p.disable_after = o.disable_after;
+  return p;
+}
+
+// Shortest of the time limits the workers wait on.
+absl::Duration Until(absl::Time now, absl::Time t) {
+  return std::max(t - now, absl::ZeroDuration());
+}
+
+}  // namespace
+
+DeliveryEngineImpl* CallbackGate::Enter() {
+  absl::MutexLock lock(&mu_);
+  if (engine_ != nullptr) ++inside_;
+  return engine_;
+}
+
+void CallbackGate::Exit() {
+  absl::MutexLock lock(&mu_);
+  --inside_;
+}
+
+void CallbackGate::Close() {
+  absl::MutexLock lock(&mu_);
+  engine_ = nullptr;
+  mu_.Await(absl::Condition(
+      +[](int* inside) { return *inside == 0; }, &inside_));
+}
+
+DeliveryEngineImpl::DeliveryEngineImpl(
+    ConnectionPool* pool, DeliveryOptions options,
+    std::unique_ptr<WebhookTransport> owned_transport,
+    std::unique_ptr<PgListener> owned_listener)
+    : pool_(pool),
+      options_(std::move(options)),
+      env_(options_.env != nullptr ? options_.env : Env::Default()),
+      breaker_(BreakerFrom(options_)),
+      owner_(options_.instance_id.empty() ? DefaultOwner()
+                                          : options_.instance_id),
+      per_webhook_held_(4 * options_.max_in_flight_per_endpoint),
+      max_held_(options_.max_in_flight + options_.batch_size),
+      owned_listener_(std::move(owned_listener)),
+      listener_(options_.listener != nullptr ? options_.listener
+                                             : owned_listener_.get()),
+      owned_transport_(std::move(owned_transport)),
+      transport_(options_.transport != nullptr ? options_.transport
+                                               : owned_transport_.get()),
+      private_metrics_(options_.metrics == nullptr
+                           ? std::make_unique<MetricsRegistry>()
+                           : nullptr),
+      metrics_(DeliveryMetrics::Register(options_.metrics != nullptr
+                                             ? options_.metrics
+                                             : private_metrics_.get())),
+      gate_(std::make_shared<CallbackGate>(this)) {}
+
+DeliveryEngineImpl::~DeliveryEngineImpl() { Shutdown(absl::Now()); }
+
+absl::Status DeliveryEngineImpl::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (phase_ != Phase::kCreated) {
+      return absl::FailedPreconditionError(
+          "DeliveryEngine::Start: already started or shut down");
+    }
+  }
+  if (listener_ != nullptr) {
+    absl::StatusOr<int> id = listener_->Subscribe(
+        "pggit_deliveries", [this](const std::string&) { Wake(); });
+    if (!id.ok()) return id.status();
+    subscription_ = *id;
+    // Notifications sent while the listener was away are lost: poll once.
+    reconnect_callback_ = listener_->AddReconnectCallback([this] { Wake(); });
+    if (owned_listener_ != nullptr) {
+      if (absl::Status s = owned_listener_->Start(); !s.ok()) return s;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  phase_ = Phase::kRunning;
+  counters_.running = true;
+  next_poll_ = env_->MonotonicNow();
+  for (int i = 0; i < options_.workers; ++i) {
+    threads_.emplace_back([this] { WorkerLoop(); });
+  }
+  threads_.emplace_back([this] { MaintenanceLoop(); });
+  Log::Info("delivery engine started",
+            {{"owner", owner_},
+             {"workers", absl::StrCat(options_.workers)},
+             {"listener", listener_ != nullptr ? "yes" : "polling only"}});
+  return absl::OkStatus();
+}
+
+void DeliveryEngineImpl::Wake() {
+  absl::MutexLock lock(&mu_);
+  wake_ = true;
+}
+
+bool DeliveryEngineImpl::CanClaim() const {
+  return phase_ == Phase::kRunning && !claiming_ &&
+         static_cast<int>(held_.size()) < max_held_;
+}
+
+bool DeliveryEngineImpl::ClaimDueNow() const {
+  return CanClaim() &&
+         (wake_ || last_claim_full_ || env_->MonotonicNow() >= next_poll_);
+}
+
+void DeliveryEngineImpl::WorkerLoop() {
+  while (true) {
+    std::vector<Completed> batch;
+    bool claim = false;
+    {
+      absl::MutexLock lock(&mu_);
+      const auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_threads_ || ClaimDueNow() ||
+               (!completions_.empty() &&
+                env_->MonotonicNow() >= flush_retry_at_);
+      };
+      while (!has_work()) {
+        const absl::Time now = env_->MonotonicNow();
+        absl::Duration wait = Until(now, next_poll_);
+        if (!completions_.empty()) {
+          wait = std::min(wait, Until(now, flush_retry_at_));
+        }
+        wait = std::clamp(wait, absl::Milliseconds(1), options_.poll_interval);
+        mu_.AwaitWithTimeout(absl::Condition(&has_work), wait);
+        last_cycle_ = env_->MonotonicNow();
+      }
+      last_cycle_ = env_->MonotonicNow();
+      if (stop_threads_) return;
+      if (!completions_.empty() && env_->MonotonicNow() >= flush_retry_at_) {
+        const size_t n =
+            std::min<size_t>(completions_.size(), options_.batch_size);
+        for (size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(completions_.front()));
+          completions_.pop_front();
+        }
+        ++flushing_;
+      } else {
+        claim = true;
+        claiming_ = true;
+      }
+    }
+    if (claim) {
+      Claim();
+    } else {
+      Flush(std::move(batch));
+    }
+  }
+}
+
+absl::StatusOr<PooledConnection> DeliveryEngineImpl::Lease(
+    absl::Duration timeout) {
+  return pool_->Acquire(timeout);
+}
+
+void DeliveryEngineImpl::Claim() {
+  ClaimRequest req;
+  {
+    absl::MutexLock lock(&mu_);
+    wake_ = false;
+    next_poll_ = env_->MonotonicNow() + options_.poll_interval;
+    req.owner = owner_;
+    req.lease = options_.lease;
+    req.limit = std::min(options_.batch_size,
+                         max_held_ - static_cast<int>(held_.size()));
+    req.per_webhook_limit = per_webhook_held_;
+    req.park = options_.park_interval;
+    for (const auto& [id, l] : local_) {
+      req.held[id] = l.held;
+      if (l.held >= per_webhook_held_) req.skip_webhooks.push_back(id);
+    }
+  }
+  absl::StatusOr<PooledConnection> lease = Lease(options_.poll_interval);
+  absl::StatusOr<ClaimResult> result =
+      lease.ok() ? ClaimDue(*lease, req)
+                 : absl::StatusOr<ClaimResult>(lease.status());
+  std::vector<Job> start;
+  HandBackList back;
+  {
+    absl::MutexLock lock(&mu_);
+    claiming_ = false;
+    if (!result.ok()) {
+      last_claim_full_ = false;
+      Log::Warning("delivery: claim failed; retrying at the next poll",
+                   {{"error", std::string(result.status().message())}});
+      return;
+    }
+    last_claim_full_ = result->examined >= req.limit && req.limit > 0;
+    counters_.claimed_total += static_cast<int64_t>(result->jobs.size());
+    if (phase_ != Phase::kRunning) {
+      // Shutdown began while claiming: give the rows straight back.
+      for (const Job& j : result->jobs)
+        back.emplace_back(j.delivery_id, std::nullopt);
+    } else {
+      AddJobs(std::move(result->jobs));
+      start = TakeStartable();
+    }
+  }
+  StartJobs(std::move(start));
+  if (!back.empty()) HandBackRows(back, absl::Seconds(5));
+}
+
+void DeliveryEngineImpl::AddJobs(std::vector<Job> jobs) {
+  for (Job& j : jobs) {
+    if (held_.count(j.delivery_id) != 0) continue;  // already ours
+    held_[j.delivery_id] = j.webhook_id;
+    WebhookLocal& l = local_[j.webhook_id];
+    ++l.held;
+    l.ready.push_back(std::move(j));
+    if (!l.in_ring) {
+      l.in_ring = true;
+      ring_.push_back(l.ready.back().webhook_id);
+    }
+  }
+}
+
+void DeliveryEngineImpl::Release(int64_t delivery_id) {
+  auto it = held_.find(delivery_id);
+  if (it == held_.end()) return;
+  auto l = local_.find(it->second);
+  held_.erase(it);
+  if (l == local_.end()) return;
+  if (--l->second.held <= 0 && !l->second.in_ring && l->second.in_flight == 0) {
+    local_.erase(l);
+  }
+}
+
+DeliveryEngineImpl::HandBackList DeliveryEngineImpl::DropReady(
+    int64_t webhook_id, std::optional<absl::Time> until) {
+  HandBackList back;
+  auto it = local_.find(webhook_id);
+  if (it == local_.end()) return back;
+  std::deque<Job> ready;
+  ready.swap(it->second.ready);
+  for (const Job& j : ready) {
+    back.emplace_back(j.delivery_id, until);
+    Release(j.delivery_id);
+  }
+  return back;
+}
+
+void DeliveryEngineImpl::Flush(std::vector<Completed> batch) {
+  absl::StatusOr<CompletionResult> result = absl::UnavailableError("no lease");
+  absl::StatusOr<PooledConnection> lease = Lease(absl::Seconds(5));
+  if (lease.ok()) {
+    thread_local absl::BitGen gen;  // jitter; one generator per thread
+    result = CompleteBatch(*lease, owner_, batch, breaker_, gen);
+  } else {
+    result = lease.status();
+  }
+  HandBackList back;
+  std::vector<Job> start;
+  {
+    absl::MutexLock lock(&mu_);
+    --flushing_;
+    if (!result.ok()) {
+      // Keep them, oldest first, and try again after a pause; their
+      // leases are renewed meanwhile.
+      for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+        completions_.push_front(std::move(*it));
+      }
+      ++counters_.completion_errors_total;
+      const absl::Duration pause = std::min(
+          absl::Milliseconds(100) * (1 << std::min(flush_failures_, 6)),
+          absl::Seconds(5));
+      ++flush_failures_;
+      flush_retry_at_ = env_->MonotonicNow() + pause;
+      Log::Warning("delivery: recording attempts failed; will retry",
+                   {{"error", std::string(result.status().message())},
+                    {"attempts", absl::StrCat(batch.size())}});
+      return;
+    }
+    flush_failures_ = 0;
+    AfterFlush(batch, result->plan, &back);
+    start = TakeStartable();
+  }
+  StartJobs(std::move(start));
+  if (!back.empty()) HandBackRows(back, absl::Seconds(5));
+}
+
+void DeliveryEngineImpl::AfterFlush(const std::vector<Completed>& batch,
+                                    const CompletionPlan& plan,
+                                    HandBackList* back) {
+  for (const Completed& c : batch) Release(c.job.delivery_id);
+  counters_.delivered_total += plan.delivered;
+  counters_.retried_total += plan.retried;
+  counters_.failed_total += plan.failed;
+  counters_.handed_back_total += static_cast<int64_t>(plan.hand_back.size());
+  metrics_.delivered->Inc(plan.delivered);
+  metrics_.retry->Inc(plan.retried);
+  metrics_.failed->Inc(plan.failed);
+  metrics_.retries->Inc(plan.retry_attempts);
+  for (double s : plan.durations_seconds) metrics_.duration->Observe(s);
+  // Rows queued here for a webhook that just opened its breaker or was
+  // disabled go back now instead of being attempted.
+  for (const auto& [id, w] : plan.webhooks) {
+    if (w.opened && w.breaker == BreakerState::kOpen) {
+      HandBackList b = DropReady(id, w.open_until);
+      back->insert(back->end(), b.begin(), b.end());
+    } else if (w.disable) {
+      HandBackList b = DropReady(id, std::nullopt);
+      back->insert(back->end(), b.begin(), b.end());
+    }
+  }
+}
+
+void DeliveryEngineImpl::HandBackRows(const HandBackList& rows,
+                                      absl::Duration timeout) {
+  absl::StatusOr<PooledConnection> lease = Lease(timeout);
+  absl::StatusOr<int> n = lease.ok() ? HandBack(*lease, owner_, rows)
+                                     : absl::StatusOr<int>(lease.status());
+  absl::MutexLock lock(&mu_);
+  if (n.ok()) {
+    counters_.handed_back_total += static_cast<int64_t>(rows.size());
+  } else {
+    Log::Warning("delivery: handing leases back failed; they expire instead",
+                 {{"error", std::string(n.status().message())},
+                  {"rows", absl::StrCat(rows.size())}});
+  }
+}
+
+DeliveryStats DeliveryEngineImpl::Stats() const {
+  const bool connected = listener_ != nullptr && listener_->Stats().connected;
+  absl::MutexLock lock(&mu_);
+  DeliveryStats s = counters_;
+  s.running = phase_ == Phase::kRunning;
+  s.in_flight = in_flight_;
+  s.held = static_cast<int>(held_.size());
+  s.listener_connected = connected;
+  s.since_last_cycle = last_cycle_.has_value()
+                           ? env_->MonotonicNow() - *last_cycle_
+                           : absl::InfiniteDuration();
+  return s;
+}
+
+}  // namespace pggitops::internal
