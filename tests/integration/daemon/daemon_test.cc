@@ -163,15 +163,26 @@ TEST_CASE("SIGTERM during a slow request lets it finish, then exit 0") {
   int port = harness::FreePort();
   Process p({Api(), "serve"}, BaseEnv(dsn, port));
   REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
-  // Hold a lock the schema check needs, so /health/deep takes ~2 s.
+  // Hold a lock the schema check needs, so /health/deep takes ~3 s.
   Process locker(
       {"psql",
        harness::Get().admin_dsn.substr(0, harness::Get().admin_dsn.rfind('/')) +
            "/daemon_slow",
        "-c",
        "BEGIN; LOCK TABLE pggit.schema_migrations IN ACCESS "
-       "EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+       "EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"});
+  // Wait (bounded) until the lock is really held.
+  bool locked = false;
+  for (int i = 0; i < 200 && !locked; ++i) {
+    locked = harness::AdminQuery(
+                 "daemon_slow",
+                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+                 "l.relation WHERE c.relname = 'schema_migrations' AND "
+                 "l.mode = 'AccessExclusiveLock' AND l.granted")
+                 .find('1') != std::string::npos;
+    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(locked);
   auto slow = std::async(std::launch::async, [port] {
     httplib::Client c("127.0.0.1", port);
     c.set_read_timeout(30, 0);
