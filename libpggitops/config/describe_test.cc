@@ -120,7 +120,8 @@ TEST_CASE("ConfigHelp: one line per key with flag, name, default and range") {
 TEST_CASE("docs/CONFIGURATION.md: the key table is current") {
   // PGGITOPS_SOURCE_DIR is set for every unit test by tests/meson.build, so
   // the test finds the file whatever the working directory.
-  std::string path = std::string(PGGITOPS_SOURCE_DIR) + "/docs/CONFIGURATION.md";
+  std::string path =
+      std::string(PGGITOPS_SOURCE_DIR) + "/docs/CONFIGURATION.md";
   std::ifstream in(path);
   REQUIRE_MESSAGE(in.is_open(), "cannot open ", path);
   std::stringstream text;
