@@ -141,6 +141,7 @@ void Cache::Impl::ApplyRemote(const std::string& payload) {
     return;
   }
   if (m->instance == instance_id) return;
+  remote_applied.fetch_add(1, std::memory_order_relaxed);
   switch (m->kind) {
     case InvalidationMessage::Kind::kKeys:
       EraseKeys(m->keys);

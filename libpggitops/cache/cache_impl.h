@@ -56,6 +56,8 @@ struct Cache::Impl {
   // Bumped before every invalidation and Put: a load that began at another
   // epoch does not cache its result (checked under the shard lock).
   std::atomic<uint64_t> epoch{0};
+  // Messages of other instances applied (the subscriber's callback).
+  std::atomic<int64_t> remote_applied{0};
 
   absl::Mutex warm_mu;
   std::vector<std::pair<std::string, CacheWarmer>> warmers

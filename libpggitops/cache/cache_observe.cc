@@ -115,7 +115,7 @@ CacheStats Cache::Stats() {
     st.l2 = s.l2->Stats();
     if (s.subscriber != nullptr) {
       st.l2.subscribed = s.subscriber->subscribed();
-      st.l2.received = s.subscriber->received();
+      st.l2.received = s.remote_applied.load(std::memory_order_relaxed);
     }
   }
   return st;

@@ -98,13 +98,23 @@ void L2Store::Fail(const absl::Status& s) {
   idle_.clear();  // they are most likely dead too
 }
 
-std::unique_ptr<RedisConnection> L2Store::Connect() {
+std::unique_ptr<RedisConnection> L2Store::Connect(bool probe) {
   absl::StatusOr<std::unique_ptr<RedisConnection>> c = connector_->Connect();
+  absl::Status s = c.status();
+  if (s.ok() && probe) {
+    // A frozen Redis still accepts TCP connections (the kernel does): only
+    // an answer proves it is back.
+    absl::StatusOr<RedisReply> pong = (*c)->Command({"PING"});
+    s = pong.status();
+    if (s.ok() && pong->type == RedisReply::Type::kError) {
+      s = absl::UnavailableError(absl::StrCat("redis PING: ", pong->str));
+    }
+  }
   absl::MutexLock lock(&mu_);
-  if (!c.ok()) {
+  if (!s.ok()) {
     --open_connections_;
     probing_ = false;
-    Fail(c.status());
+    Fail(s);
     return nullptr;
   }
   if (breaker_open_) {
@@ -118,7 +128,7 @@ std::unique_ptr<RedisConnection> L2Store::Connect() {
 
 std::unique_ptr<RedisConnection> L2Store::Acquire(Wait wait) {
   std::unique_ptr<RedisConnection> c;
-  bool connect = false;
+  bool connect = false, probe = false;
   {
     absl::MutexLock lock(&mu_);
     const absl::Time deadline = absl::Now() + options_.busy_wait;
@@ -130,7 +140,7 @@ std::unique_ptr<RedisConnection> L2Store::Acquire(Wait wait) {
           return nullptr;
         }
         probing_ = true;  // this call probes
-        connect = true;
+        connect = probe = true;
       } else if (!idle_.empty()) {
         c = std::move(idle_.back());
         idle_.pop_back();
@@ -147,7 +157,7 @@ std::unique_ptr<RedisConnection> L2Store::Acquire(Wait wait) {
     }
     if (connect) ++open_connections_;
   }
-  if (connect) c = Connect();
+  if (connect) c = Connect(probe);
   if (c == nullptr) return nullptr;
   return FlushIfPending(std::move(c));
 }

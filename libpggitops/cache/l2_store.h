@@ -104,7 +104,8 @@ class L2Store {
   // replies become kUnavailable.
   absl::StatusOr<RedisReply> Run(Wait wait,
                                  const std::vector<std::string>& argv);
-  std::unique_ptr<RedisConnection> Connect();
+  // Opens a connection; a probe also PINGs it before closing the breaker.
+  std::unique_ptr<RedisConnection> Connect(bool probe);
   // Replaces the global token first when a flush is pending; returns `c`,
   // or nullptr (and releases it as failed) when that fails.
   std::unique_ptr<RedisConnection> FlushIfPending(
