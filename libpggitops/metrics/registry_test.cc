@@ -178,7 +178,7 @@ TEST_CASE("ExpositionChecker: rejects malformed text") {
       "# TYPE x counter\nx{a=\"\\t\"} 1\n",  // bad escape
       "# TYPE x counter\nx{__a=\"1\"} 1\n",  // reserved label
       "# TYPE x counter\nx 1\nx 2\n",        // duplicate series
-      "# TYPE x counter\nx inf\n",           // Go spelling only
+      "# TYPE x counter\nx inf\n",           // only canonical +Inf
       "# TYPE x counter\ny 1\n",             // sample of another family
       "# TYPE b gauge\n# TYPE a gauge\n",    // not sorted
       "# TYPE x counter\n\nx 1\n",           // empty line
@@ -186,8 +186,8 @@ TEST_CASE("ExpositionChecker: rejects malformed text") {
       "# TYPE x counter\n# TYPE x counter\n",
       "# TYPE x counter\nx  1\n",
       "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
-      "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
-      "h_sum 1\nh_count 1\n",
+      ("# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
+       "h_sum 1\nh_count 1\n"),
       "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 1\n",
   };
   for (const char* text : bad) {
