@@ -208,11 +208,20 @@ void DeliveryEngineImpl::Claim() {
     absl::MutexLock lock(&mu_);
     claiming_ = false;
     if (!result.ok()) {
+      // The database may be back in a moment (a restart, a killed session):
+      // retry soon, backing off, rather than at the next poll.
       last_claim_full_ = false;
-      Log::Warning("delivery: claim failed; retrying at the next poll",
-                   {{"error", std::string(result.status().message())}});
+      const absl::Duration retry = std::min(
+          absl::Milliseconds(100) * (1 << std::min(claim_failures_, 6)),
+          options_.poll_interval);
+      ++claim_failures_;
+      next_poll_ = env_->MonotonicNow() + retry;
+      Log::Warning("delivery: claim failed; retrying",
+                   {{"error", std::string(result.status().message())},
+                    {"retry_in", absl::FormatDuration(retry)}});
       return;
     }
+    claim_failures_ = 0;
     last_claim_full_ = result->examined >= req.limit && req.limit > 0;
     counters_.claimed_total += static_cast<int64_t>(result->jobs.size());
     if (phase_ != Phase::kRunning) {

@@ -141,6 +141,7 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   absl::Time next_poll_ ABSL_GUARDED_BY(mu_);
   absl::Time flush_retry_at_ ABSL_GUARDED_BY(mu_);
   int flush_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  int claim_failures_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<absl::Time> last_cycle_ ABSL_GUARDED_BY(mu_);
   DeliveryStats counters_ ABSL_GUARDED_BY(mu_);
   absl::Time unpark_since_ ABSL_GUARDED_BY(mu_) = absl::UnixEpoch();
