@@ -242,6 +242,7 @@ absl::StatusOr<ClaimResult> ClaimDue(PooledConnection& lease,
   result.deferred = static_cast<int>(plan.defer.size());
   result.parked = static_cast<int>(plan.park.size());
   result.cancelled = static_cast<int>(plan.cancel.size());
+  result.capped_webhooks = plan.capped;
   std::vector<int64_t> ids = *probes;
   ids.insert(ids.end(), plan.claim.begin(), plan.claim.end());
   if (!ids.empty()) {

@@ -44,6 +44,8 @@ struct ClaimResult {
   int cancelled = 0;  // webhook deleted
   int reclaimed = 0;  // expired leases made pending again
   int probes = 0;     // half-open probes granted
+  // Webhooks that had more due rows than this engine may hold.
+  std::vector<int64_t> capped_webhooks;
 };
 
 // One claim transaction: grants half-open probes (one row per webhook whose

@@ -30,6 +30,9 @@ BreakerParams BreakerFrom(const DeliveryOptions& o) {
   return p;
 }
 
+// How long finished attempts may wait to be recorded together.
+constexpr absl::Duration kFlushDelay = absl::Milliseconds(10);
+
 // Shortest of the time limits the workers wait on.
 absl::Duration Until(absl::Time now, absl::Time t) {
   return std::max(t - now, absl::ZeroDuration());
@@ -65,7 +68,8 @@ DeliveryEngineImpl::DeliveryEngineImpl(
       breaker_(BreakerFrom(options_)),
       owner_(options_.instance_id.empty() ? DefaultOwner()
                                           : options_.instance_id),
-      per_webhook_held_(4 * options_.max_in_flight_per_endpoint),
+      per_webhook_held_(std::max(4 * options_.max_in_flight_per_endpoint,
+                                 options_.batch_size)),
       max_held_(options_.max_in_flight + options_.batch_size),
       owned_listener_(std::move(owned_listener)),
       listener_(options_.listener != nullptr ? options_.listener
@@ -132,6 +136,18 @@ bool DeliveryEngineImpl::ClaimDueNow() const {
          (wake_ || last_claim_full_ || env_->MonotonicNow() >= next_poll_);
 }
 
+absl::Time DeliveryEngineImpl::FlushDueAt() const {
+  if (completions_.empty()) return absl::InfiniteFuture();
+  // Let a few attempts finish together so one transaction records them,
+  // unless there is a full batch, nothing more in flight, or we stop.
+  const bool now =
+      completions_.size() >= static_cast<size_t>(options_.batch_size) ||
+      in_flight_ == 0 || phase_ != Phase::kRunning;
+  const absl::Time ready =
+      now ? absl::InfinitePast() : first_completion_at_ + kFlushDelay;
+  return std::max(ready, flush_retry_at_);
+}
+
 void DeliveryEngineImpl::WorkerLoop() {
   while (true) {
     std::vector<Completed> batch;
@@ -140,28 +156,26 @@ void DeliveryEngineImpl::WorkerLoop() {
       absl::MutexLock lock(&mu_);
       const auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stop_threads_ || ClaimDueNow() ||
-               (!completions_.empty() &&
-                env_->MonotonicNow() >= flush_retry_at_);
+               env_->MonotonicNow() >= FlushDueAt();
       };
       while (!has_work()) {
         const absl::Time now = env_->MonotonicNow();
-        absl::Duration wait = Until(now, next_poll_);
-        if (!completions_.empty()) {
-          wait = std::min(wait, Until(now, flush_retry_at_));
-        }
-        wait = std::clamp(wait, absl::Milliseconds(1), options_.poll_interval);
+        const absl::Duration wait =
+            std::clamp(Until(now, std::min(next_poll_, FlushDueAt())),
+                       absl::Milliseconds(1), options_.poll_interval);
         mu_.AwaitWithTimeout(absl::Condition(&has_work), wait);
         last_cycle_ = env_->MonotonicNow();
       }
       last_cycle_ = env_->MonotonicNow();
       if (stop_threads_) return;
-      if (!completions_.empty() && env_->MonotonicNow() >= flush_retry_at_) {
+      if (env_->MonotonicNow() >= FlushDueAt()) {
         const size_t n =
             std::min<size_t>(completions_.size(), options_.batch_size);
         for (size_t i = 0; i < n; ++i) {
           batch.push_back(std::move(completions_.front()));
           completions_.pop_front();
         }
+        first_completion_at_ = env_->MonotonicNow();
         ++flushing_;
       } else {
         claim = true;
@@ -222,7 +236,14 @@ void DeliveryEngineImpl::Claim() {
       return;
     }
     claim_failures_ = 0;
-    last_claim_full_ = result->examined >= req.limit && req.limit > 0;
+    // A full batch may mean more due rows, unless the rows were left
+    // because of the per-webhook cap (then draining wakes us, below).
+    last_claim_full_ = result->examined >= req.limit && req.limit > 0 &&
+                       result->capped_webhooks.empty();
+    // Webhooks with more due rows than we may hold: claim again once they
+    // have drained to half (see Release).
+    for (int64_t id : req.skip_webhooks) saturated_.insert(id);
+    for (int64_t id : result->capped_webhooks) saturated_.insert(id);
     counters_.claimed_total += static_cast<int64_t>(result->jobs.size());
     if (phase_ != Phase::kRunning) {
       // Shutdown began while claiming: give the rows straight back.
@@ -254,9 +275,14 @@ void DeliveryEngineImpl::AddJobs(std::vector<Job> jobs) {
 void DeliveryEngineImpl::Release(int64_t delivery_id) {
   auto it = held_.find(delivery_id);
   if (it == held_.end()) return;
-  auto l = local_.find(it->second);
+  const int64_t webhook = it->second;
+  auto l = local_.find(webhook);
   held_.erase(it);
   if (l == local_.end()) return;
+  if (l->second.held - 1 <= per_webhook_held_ / 2 &&
+      saturated_.erase(webhook) != 0) {
+    wake_ = true;  // it had more due rows than we could take
+  }
   if (--l->second.held <= 0 && !l->second.in_ring && l->second.in_flight == 0) {
     local_.erase(l);
   }
@@ -296,6 +322,7 @@ void DeliveryEngineImpl::Flush(std::vector<Completed> batch) {
       for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
         completions_.push_front(std::move(*it));
       }
+      first_completion_at_ = env_->MonotonicNow();
       ++counters_.completion_errors_total;
       const absl::Duration pause = std::min(
           absl::Milliseconds(100) * (1 << std::min(flush_failures_, 6)),

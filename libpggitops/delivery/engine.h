@@ -24,6 +24,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "libpggitops/delivery/breaker.h"
@@ -84,6 +85,8 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   // Workers (engine.cc).
   void WorkerLoop();
   bool ClaimDueNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // When the queued completions should be recorded (InfiniteFuture: none).
+  absl::Time FlushDueAt() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CanClaim() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Claim();
   void Flush(std::vector<Completed> batch);
@@ -130,6 +133,8 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   bool stop_threads_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<int64_t, WebhookLocal> local_ ABSL_GUARDED_BY(mu_);
   std::deque<int64_t> ring_ ABSL_GUARDED_BY(mu_);  // webhooks with ready
+  // Webhooks whose due rows exceeded what we may hold at the last claims.
+  absl::flat_hash_set<int64_t> saturated_ ABSL_GUARDED_BY(mu_);
   // Every row this engine leases: delivery id -> webhook id.
   absl::flat_hash_map<int64_t, int64_t> held_ ABSL_GUARDED_BY(mu_);
   std::deque<Completed> completions_ ABSL_GUARDED_BY(mu_);
@@ -140,6 +145,7 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   bool last_claim_full_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_poll_ ABSL_GUARDED_BY(mu_);
   absl::Time flush_retry_at_ ABSL_GUARDED_BY(mu_);
+  absl::Time first_completion_at_ ABSL_GUARDED_BY(mu_);
   int flush_failures_ ABSL_GUARDED_BY(mu_) = 0;
   int claim_failures_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<absl::Time> last_cycle_ ABSL_GUARDED_BY(mu_);

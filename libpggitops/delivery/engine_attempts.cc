@@ -80,6 +80,7 @@ void DeliveryEngineImpl::OnAttemptDone(Job job, absl::Time started_at,
     --in_flight_;
     auto it = local_.find(job.webhook_id);
     if (it != local_.end()) --it->second.in_flight;
+    if (completions_.empty()) first_completion_at_ = env_->MonotonicNow();
     completions_.push_back({std::move(job), std::move(response), started_at});
     if (phase_ == Phase::kRunning) start = TakeStartable();
     metrics_.in_flight->Set(in_flight_);

@@ -25,7 +25,13 @@ ClaimPlan PlanClaim(const std::vector<Candidate>& candidates,
       auto it = held.find(c.webhook_id);
       const int already = it == held.end() ? 0 : it->second;
       int& mine = taken[c.webhook_id];
-      if (already + mine >= per_webhook_limit) continue;
+      if (already + mine >= per_webhook_limit) {
+        if (std::find(plan.capped.begin(), plan.capped.end(), c.webhook_id) ==
+            plan.capped.end()) {
+          plan.capped.push_back(c.webhook_id);
+        }
+        continue;
+      }
       ++mine;
       plan.claim.push_back(c.delivery_id);
     }

@@ -59,6 +59,8 @@ struct ClaimPlan {
   // Webhook not active: rescheduled by park_interval, last_error noting why.
   std::vector<int64_t> park;
   std::vector<int64_t> cancel;  // webhook deleted
+  // Webhooks with due rows left untouched because of per_webhook_limit.
+  std::vector<int64_t> capped;
 };
 
 // Decides for each candidate, in order. A webhook gets at most

@@ -40,6 +40,7 @@ TEST_CASE("PlanClaim: active closed webhooks are claimed up to the limit") {
   absl::flat_hash_map<int64_t, int> held = {{10, 1}};
   ClaimPlan p = PlanClaim(c, held, /*per_webhook_limit=*/3, env.Now());
   CHECK(p.claim == std::vector<int64_t>{1, 2, 4});  // 10 holds 1 already
+  CHECK(p.capped == std::vector<int64_t>{10});
   CHECK(p.defer.empty());
   CHECK(p.park.empty());
 }
@@ -67,6 +68,7 @@ TEST_CASE("PlanClaim: open breakers defer, inactive park, deleted cancel") {
   CHECK(p.defer[1] == std::make_pair(int64_t{2}, env.Now() + absl::Seconds(1)));
   CHECK(p.park == std::vector<int64_t>{3, 4});
   CHECK(p.cancel == std::vector<int64_t>{5});
+  CHECK(p.capped.empty());
 }
 
 TEST_CASE("PlanCompletions: delivered, retried, failed after the budget") {
