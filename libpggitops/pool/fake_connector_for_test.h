@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "libpggitops/pool/pool_lock.h"
 #include "libpggitops/pool/sql_status.h"
 #include "pggitops/connection_pool.h"
 #include "testing/fake_env.h"
@@ -39,69 +40,69 @@ class FakeServer : public std::enable_shared_from_this<FakeServer> {
 
   // Connect() fails with `error` while it is not OK.
   void SetConnectError(absl::Status error) {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     connect_error_ = std::move(error);
   }
   // Every statement "SLOW" advances the fake clock by `d`.
   void SetSlowQueryTime(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     slow_ = d;
   }
   // The server terminates every open session (pg_terminate_backend).
   void TerminateAll() {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     for (auto& s : sessions_) s->server_closed = true;
   }
   // Every open session stops answering while its socket looks fine.
   void PartitionAll() {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     for (auto& s : sessions_) s->ping_fails = true;
   }
   int connect_attempts() const {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     return static_cast<int>(connect_timeouts_.size());
   }
   std::vector<absl::Duration> connect_timeouts() const {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     return connect_timeouts_;
   }
   int open() const {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     return open_;
   }
   int max_open() const {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     return max_open_;
   }
   int total_pings() const {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     int n = 0;
     for (const auto& s : sessions_) n += s->pings;
     return n;
   }
   // A copy of session `id`'s state (ids start at 1).
   FakeSession session(int id) const {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     return *sessions_.at(id - 1);
   }
   // Changes session `id` under the server's lock.
   template <typename Fn>
   void Mutate(int id, Fn fn) {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     fn(*sessions_.at(id - 1));
   }
   int sessions() const {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     return static_cast<int>(sessions_.size());
   }
 
   absl::StatusOr<std::unique_ptr<PgConnection>> Connect(absl::Duration timeout);
   bool CheckAlive(FakeSession* s) {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     return !s->server_closed;
   }
   absl::Status Ping(FakeSession* s) {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     ++s->pings;
     if (s->server_closed || s->ping_fails) {
       return absl::UnavailableError("server closed the connection");
@@ -109,11 +110,11 @@ class FakeServer : public std::enable_shared_from_this<FakeServer> {
     return absl::OkStatus();
   }
   TransactionState State(FakeSession* s) {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     return s->server_closed ? TransactionState::kBroken : s->state;
   }
   void Close(FakeSession* s) {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     s->client_closed = true;
     --open_;
   }
@@ -169,7 +170,7 @@ class FakeConnector final : public PgConnector {
 
 inline absl::StatusOr<std::unique_ptr<PgConnection>> FakeServer::Connect(
     absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
+  PoolLock lock(&mu_);
   connect_timeouts_.push_back(timeout);
   if (!connect_error_.ok()) return connect_error_;
   auto session = std::make_unique<FakeSession>();
@@ -186,7 +187,7 @@ inline absl::StatusOr<QueryResult> FakeServer::Execute(FakeSession* s,
   absl::Duration advance;
   absl::StatusOr<QueryResult> result = QueryResult();
   {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     s->statements.emplace_back(sql);
     if (s->server_closed || s->ping_fails) {
       s->state = TransactionState::kBroken;

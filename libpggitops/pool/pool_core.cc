@@ -30,7 +30,7 @@ PoolCore::PoolCore(const PoolOptions& options,
       metrics_(options.metrics != nullptr ? options.metrics
                                           : own_metrics_.get()) {
   metrics_.size.Set(options_.size);
-  absl::MutexLock lock(&mu_);
+  PoolLock lock(&mu_);
   PublishLocked();
 }
 
@@ -56,7 +56,7 @@ absl::StatusOr<PooledConnection> PoolCore::Acquire(absl::Duration timeout) {
 }
 
 absl::Status PoolCore::Checkout(absl::Duration timeout, Grant* grant) {
-  absl::MutexLock lock(&mu_);
+  PoolLock lock(&mu_);
   if (closed_) return absl::FailedPreconditionError("connection pool closed");
   if (waiters_.empty()) {
     if (!idle_.empty()) {
@@ -79,7 +79,7 @@ absl::Status PoolCore::Checkout(absl::Duration timeout, Grant* grant) {
   Waiter waiter;
   waiters_.push_back(&waiter);
   PublishLocked();
-  if (!mu_.AwaitWithTimeout(absl::Condition(&waiter.done), timeout)) {
+  if (!lock.AwaitWithTimeout(&waiter.done, timeout)) {
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &waiter));
     timeouts_.fetch_add(1, std::memory_order_relaxed);
     metrics_.timeouts.Inc();
@@ -127,7 +127,7 @@ absl::StatusOr<std::unique_ptr<PoolSlot>> PoolCore::Open() {
   absl::Duration connect_timeout = options_.connect_timeout;
   bool probe = false;
   {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     const absl::Time now = env_->MonotonicNow();
     if (DownLocked(now)) return DownErrorLocked(now);
     if (down_) {
@@ -140,7 +140,7 @@ absl::StatusOr<std::unique_ptr<PoolSlot>> PoolCore::Open() {
   const absl::Time now = env_->MonotonicNow();
   bool was_down;
   {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     if (probe) probing_ = false;
     was_down = down_;
     down_ = !conn.ok();
@@ -168,7 +168,7 @@ absl::StatusOr<std::unique_ptr<PoolSlot>> PoolCore::Open() {
 }
 
 void PoolCore::CancelReservation() {
-  absl::MutexLock lock(&mu_);
+  PoolLock lock(&mu_);
   --open_;
   --checked_out_;
   if (!closed_) GrantCapacityLocked();
@@ -180,39 +180,49 @@ void PoolCore::Return(std::unique_ptr<PoolSlot> slot, bool discard) {
   if (!discard && !ResetForReuse(*slot->conn)) discard = true;
   if (discard) discarded_.fetch_add(1, std::memory_order_relaxed);
   slot->returned = env_->MonotonicNow();
-  std::unique_ptr<PoolSlot> to_close;  // closed after the lock is released
+  std::vector<std::unique_ptr<PoolSlot>> to_close;
   {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     --checked_out_;
-    if (closed_ || discard) {
-      --open_;
-      to_close = std::move(slot);
-      if (!closed_) GrantCapacityLocked();
+    if (closed_ || discard ||
+        (waiters_.empty() && open_ - closing_ > options_.size)) {
+      // Broken, dirty, or overflow returned above size: close it.
+      ++closing_;
+      to_close.push_back(std::move(slot));
     } else if (!waiters_.empty()) {
       HandToWaiterLocked(std::move(slot));
-    } else if (open_ > options_.size) {
-      --open_;  // overflow: closed when returned above size
-      to_close = std::move(slot);
     } else {
       idle_.push_back(std::move(slot));
     }
     PublishLocked();
   }
+  CloseSlots(std::move(to_close));
+}
+
+void PoolCore::CloseSlots(std::vector<std::unique_ptr<PoolSlot>> slots) {
+  if (slots.empty()) return;
+  const int n = static_cast<int>(slots.size());
+  slots.clear();  // closes the sessions, without the lock
+  PoolLock lock(&mu_);
+  closing_ -= n;
+  open_ -= n;  // only now: the server never sees more than the capacity
+  if (!closed_) GrantCapacityLocked();
+  PublishLocked();
 }
 
 void PoolCore::NoteDeadConnection() {
-  absl::MutexLock lock(&mu_);
+  PoolLock lock(&mu_);
   for (auto& slot : idle_) slot->needs_ping = true;
 }
 
 void PoolCore::Close() {
   std::vector<std::unique_ptr<PoolSlot>> to_close;
   {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     if (closed_) return;
     closed_ = true;
     to_close.swap(idle_);
-    open_ -= static_cast<int>(to_close.size());
+    closing_ += static_cast<int>(to_close.size());
     for (Waiter* w : waiters_) {
       w->status = absl::FailedPreconditionError("connection pool closed");
       w->done = true;
@@ -220,12 +230,13 @@ void PoolCore::Close() {
     waiters_.clear();
     PublishLocked();
   }
+  CloseSlots(std::move(to_close));
 }
 
 PoolStats PoolCore::Stats() const {
   PoolStats s;
   {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     s.checked_out = checked_out_;
     s.open = open_;
     s.idle = static_cast<int>(idle_.size());

@@ -7,9 +7,10 @@
 //   the same warm connections and rarely needs a pre-ping) -> at checkout:
 //   closed and replaced when older than `recycle` or found dead.
 //
-// Accounting: open_ counts every connection that exists or is being opened
-// for a checkout (a "reservation"), checked_out_ every connection handed to
-// or being prepared for a caller. open_ never exceeds size + max_overflow.
+// Accounting: open_ counts every connection that exists, is being opened
+// for a checkout (a "reservation") or is being closed, checked_out_ every
+// connection handed to or being prepared for a caller. open_ never exceeds
+// size + max_overflow, so neither do the server's backends.
 // When waiters_ is not empty, idle_ is empty and open_ is at capacity:
 // returns hand their connection (or freed capacity) straight to the oldest
 // waiter, so waiters are served first come first served.
@@ -28,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "libpggitops/pool/pool_lock.h"
 #include "libpggitops/pool/pool_metrics.h"
 #include "pggitops/connection_pool.h"
 
@@ -81,6 +83,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   Verdict Check(PoolSlot& slot);
   absl::StatusOr<std::unique_ptr<PoolSlot>> Open();
   void CancelReservation();
+  // Closes `slots` (counted in closing_), then frees their capacity.
+  void CloseSlots(std::vector<std::unique_ptr<PoolSlot>> slots);
 
   int capacity() const { return options_.size + options_.max_overflow; }
   absl::Duration ProbeConnectTimeout() const;
@@ -117,6 +121,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::deque<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;
   int checked_out_ ABSL_GUARDED_BY(mu_) = 0;
+  int closing_ ABSL_GUARDED_BY(mu_) = 0;  // being closed, still in open_
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   // Down latch: set by a failed connection attempt, cleared by a successful
   // one. While set, new connections are attempted only by one probe per
