@@ -52,15 +52,19 @@ absl::StatusOr<int> RetryPending(ConnectionPool* pool,
       return absl::NotFoundError(absl::StrCat("webhook ", *webhook_id));
     }
   }
-  // Webhooks first (the dispatchers' lock order): close the breakers.
+  // Webhooks first, locked in id order (the dispatchers' lock order, so
+  // no deadlock with a completing batch): close the breakers.
   absl::Status s = lease
                        ->Query(R"sql(
 UPDATE pggit.webhooks
    SET breaker_state = 'closed', consecutive_failures = 0,
        breaker_open_until = NULL, breaker_open_seconds = NULL
- WHERE status = 'active' AND deleted_at IS NULL
-   AND ($1::bigint IS NULL OR id = $1::bigint)
-   AND (breaker_state <> 'closed' OR consecutive_failures > 0))sql",
+ WHERE id IN (SELECT id FROM pggit.webhooks
+               WHERE status = 'active' AND deleted_at IS NULL
+                 AND ($1::bigint IS NULL OR id = $1::bigint)
+                 AND (breaker_state <> 'closed' OR consecutive_failures > 0)
+               ORDER BY id
+                 FOR UPDATE))sql",
                                {id})
                        .status();
   if (!s.ok()) return s;
