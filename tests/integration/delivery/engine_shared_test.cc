@@ -236,3 +236,56 @@ TEST_CASE("engine: retry-pending makes failed and waiting rows due again") {
 
 }  // namespace
 }  // namespace pggitops
+
+namespace pggitops {
+namespace {
+
+using namespace delivery_test;  // NOLINT: test helpers
+
+TEST_CASE("engine: a webhook failing for disable_after is disabled") {
+  const std::string dsn = MigratedDatabase("engine_auto_disable");
+  Receiver rx([](const Received&, int) {
+    Receiver::Reply r;
+    r.status = 503;
+    return r;
+  });
+  const int64_t w = AddWebhook(dsn, "dying", rx.url(),
+                               {{"backoff_base", "1"}, {"max_retries", "20"}});
+  for (int i = 0; i < 3; ++i) AddAlert(dsn);
+  auto pool = MakePool(dsn);
+  DeliveryOptions o = TestOptions(dsn);
+  o.breaker_threshold = 1000;
+  o.disable_after = absl::Milliseconds(1500);
+  auto engine = StartEngine(pool.get(), o);
+  const std::string ws = std::to_string(w);
+  REQUIRE(WaitFor(
+      [&] {
+        return Scalar(dsn, "SELECT status FROM webhooks WHERE id = " + ws) ==
+               "disabled";
+      },
+      std::chrono::seconds(20)));
+  CHECK(Scalar(dsn, "SELECT disabled_reason FROM webhooks WHERE id = " + ws)
+            .rfind("no successful delivery since", 0) == 0);
+  CHECK(Scalar(dsn,
+               "SELECT is_active::text || '|' || (disabled_at IS NOT "
+               "NULL)::text FROM webhooks WHERE id = " +
+                   ws) == "true|true");
+  // Its remaining rows wait (parked), nothing more is sent.
+  REQUIRE(WaitFor(
+      [&] {
+        return Count(dsn,
+                     "SELECT count(*) FROM alert_delivery_queue WHERE "
+                     "delivery_status = 'in_progress'") == 0;
+      },
+      std::chrono::seconds(10)));
+  const int sent = rx.count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(rx.count() == sent);
+  CHECK(Count(dsn,
+              "SELECT count(*) FROM alert_delivery_queue WHERE "
+              "delivery_status = 'delivered'") == 0);
+  engine->Shutdown(absl::Now() + absl::Seconds(5));
+}
+
+}  // namespace
+}  // namespace pggitops
