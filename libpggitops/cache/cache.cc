@@ -31,13 +31,6 @@ Cache::Impl::Impl(const CacheOptions& o, Env* e, std::string id)
   }
 }
 
-uint64_t Cache::Impl::Hash(absl::string_view key) {
-  // std::hash, not absl::Hash: the shard maps hash with absl::Hash, and
-  // picking shards by the same bits would cluster their slots.
-  return std::hash<std::string_view>{}(
-      std::string_view(key.data(), key.size()));
-}
-
 absl::Time Cache::Impl::ExpiryAfter(absl::Duration ttl) const {
   if (ttl == absl::InfiniteDuration()) return absl::InfiniteFuture();
   return Now() + ttl;
@@ -96,7 +89,8 @@ int64_t Cache::Impl::EraseKeys(const std::vector<std::string>& keys) {
   epoch.fetch_add(1, std::memory_order_acq_rel);
   int64_t n = 0;
   for (const std::string& k : keys) {
-    n += shards[ShardIndex(Hash(k))]->Erase(k) ? 1 : 0;
+    const uint64_t h = Hash(k);
+    n += shards[ShardIndex(h)]->Erase(k, h) ? 1 : 0;
   }
   return n;
 }
@@ -229,14 +223,16 @@ CacheValue Cache::Get(absl::string_view key) {
   Impl& s = *impl_;
   const uint64_t h = Impl::Hash(key);
   CacheShard& shard = *s.shards[s.ShardIndex(h)];
-  if (s.options.enabled && internal::ValidateKey(key).ok()) {
-    if (CacheValue v = shard.Lookup(key, s.Now())) {
+  // An invalid key cannot be cached, so lookups need not validate it.
+  if (s.options.enabled) {
+    if (CacheValue v = shard.Lookup(key, h, s.Now())) {
       shard.counters.l1_hits.fetch_add(1, std::memory_order_relaxed);
       return v;
     }
     if (s.l2 != nullptr) {
       const uint64_t start_epoch = s.epoch.load(std::memory_order_acquire);
-      internal::L2Store::Lookup lookup = s.l2->Get(key);
+      internal::L2Store::Lookup lookup;
+      if (internal::ValidateKey(key).ok()) lookup = s.l2->Get(key);
       if (lookup.value != nullptr) {
         shard.Insert(key, h, lookup.value, s.ExpiryAfter(lookup.ttl), s.Now(),
                      &s.epoch, start_epoch);
@@ -253,18 +249,22 @@ absl::StatusOr<CacheValue> Cache::GetOrLoad(absl::string_view key,
                                             absl::Duration ttl,
                                             const CacheLoader& loader) {
   Impl& s = *impl_;
-  absl::Status valid = internal::ValidateKey(key);
-  if (!valid.ok()) return valid;
   const uint64_t h = Impl::Hash(key);
   const size_t index = s.ShardIndex(h);
   CacheShard& shard = *s.shards[index];
-  if (!s.options.enabled || ttl <= absl::ZeroDuration()) {
+  const bool cacheable = s.options.enabled && ttl > absl::ZeroDuration();
+  // Only valid keys are ever stored, so a hit needs no validation.
+  if (cacheable) {
+    if (CacheValue v = shard.Lookup(key, h, s.Now())) {
+      shard.counters.l1_hits.fetch_add(1, std::memory_order_relaxed);
+      return v;
+    }
+  }
+  absl::Status valid = internal::ValidateKey(key);
+  if (!valid.ok()) return valid;
+  if (!cacheable) {
     shard.counters.misses.fetch_add(1, std::memory_order_relaxed);
     return Impl::RunLoader(loader);
-  }
-  if (CacheValue v = shard.Lookup(key, s.Now())) {
-    shard.counters.l1_hits.fetch_add(1, std::memory_order_relaxed);
-    return v;
   }
   Impl::FlightTable& table = *s.flights[index];
   std::shared_ptr<Impl::Flight> flight;
@@ -272,7 +272,7 @@ absl::StatusOr<CacheValue> Cache::GetOrLoad(absl::string_view key,
   {
     absl::MutexLock lock(&table.mu);
     // A load that finished since the lookup above has stored its value.
-    if (CacheValue v = shard.Lookup(key, s.Now())) {
+    if (CacheValue v = shard.Lookup(key, h, s.Now())) {
       shard.counters.l1_hits.fetch_add(1, std::memory_order_relaxed);
       return v;
     }

@@ -69,8 +69,11 @@ struct Cache::Impl {
   Reported reported ABSL_GUARDED_BY(report_mu);
 
   // Helpers (cache.cc).
-  static uint64_t Hash(absl::string_view key);
-  size_t ShardIndex(uint64_t hash) const { return hash % shards.size(); }
+  static uint64_t Hash(absl::string_view key) { return internal::HashKey(key); }
+  // From the hash's high 32 bits (the shard tables use the low bits).
+  size_t ShardIndex(uint64_t hash) const {
+    return static_cast<size_t>(((hash >> 32) * shards.size()) >> 32);
+  }
   absl::Time Now() const { return env->MonotonicNow(); }
   absl::Time ExpiryAfter(absl::Duration ttl) const;
   static absl::StatusOr<CacheValue> RunLoader(const CacheLoader& loader);

@@ -31,10 +31,12 @@ CacheShard::CacheShard(int64_t capacity_bytes)
 
 CacheShard::~CacheShard() = default;
 
-SharedBytes CacheShard::Lookup(absl::string_view key, absl::Time now) {
+SharedBytes CacheShard::Lookup(absl::string_view key, uint64_t hash,
+                               absl::Time now) {
+  const HashedKey hk{key, hash};
   {
     absl::ReaderMutexLock lock(&mu_);
-    auto it = map_.find(key);
+    auto it = map_.find(hk);
     if (it == map_.end()) return nullptr;
     Entry* e = it->second.get();
     if (e->expires_at > now) {
@@ -44,7 +46,7 @@ SharedBytes CacheShard::Lookup(absl::string_view key, absl::Time now) {
     }
   }
   absl::MutexLock lock(&mu_);
-  auto it = map_.find(key);
+  auto it = map_.find(hk);
   if (it == map_.end()) return nullptr;
   Entry* e = it->second.get();
   if (e->expires_at > now) return e->value;  // replaced meanwhile
@@ -64,7 +66,7 @@ bool CacheShard::Insert(absl::string_view key, uint64_t hash, SharedBytes value,
   }
   Queue queue = Queue::kSmall;
   uint8_t freq = 0;
-  auto it = map_.find(key);
+  auto it = map_.find(HashedKey{key, hash});
   const bool replacing = it != map_.end();
   if (replacing) {
     queue = it->second->queue;
@@ -90,9 +92,9 @@ bool CacheShard::Insert(absl::string_view key, uint64_t hash, SharedBytes value,
   return true;
 }
 
-bool CacheShard::Erase(absl::string_view key) {
+bool CacheShard::Erase(absl::string_view key, uint64_t hash) {
   absl::MutexLock lock(&mu_);
-  auto it = map_.find(key);
+  auto it = map_.find(HashedKey{key, hash});
   if (it == map_.end()) return false;
   Remove(it->second.get());
   return true;
@@ -181,7 +183,7 @@ void CacheShard::Unlink(Entry* e) {
 void CacheShard::Remove(Entry* e) {
   Unlink(e);
   bytes_ -= e->charge;
-  map_.erase(absl::string_view(e->key));  // frees e
+  map_.erase(HashedKey{e->key, e->hash});  // frees e
 }
 
 void CacheShard::MakeRoom(int64_t incoming, absl::Time now) {

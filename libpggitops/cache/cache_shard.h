@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -52,6 +53,34 @@ inline int64_t EntryCharge(size_t key_bytes, size_t value_bytes) {
   return static_cast<int64_t>(key_bytes + value_bytes) + kEntryOverheadBytes;
 }
 
+// The one hash of a key: the cache picks the shard from its high bits, the
+// shard's table uses it whole (its low bits pick slots), so a lookup hashes
+// the key once.
+inline uint64_t HashKey(absl::string_view key) {
+  return std::hash<std::string_view>{}(
+      std::string_view(key.data(), key.size()));
+}
+
+// A key with its hash already computed, for heterogeneous lookups.
+struct HashedKey {
+  absl::string_view key;
+  uint64_t hash;
+};
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(absl::string_view k) const { return HashKey(k); }
+  size_t operator()(const HashedKey& k) const { return k.hash; }
+};
+struct KeyEq {
+  using is_transparent = void;
+  static absl::string_view View(absl::string_view k) { return k; }
+  static absl::string_view View(const HashedKey& k) { return k.key; }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return View(a) == View(b);
+  }
+};
+
 // Counters a shard keeps; hits and misses are counted by the cache, which
 // knows about L2, in per-shard atomics here so a hit touches only its shard.
 struct alignas(64) ShardCounters {
@@ -70,10 +99,11 @@ class CacheShard {
 
   // Returns the value of a live entry and marks it accessed, or nullptr. An
   // entry whose expiry is <= now is removed (counted as an expiration).
-  SharedBytes Lookup(absl::string_view key, absl::Time now);
+  // `hash` is HashKey(key).
+  SharedBytes Lookup(absl::string_view key, uint64_t hash, absl::Time now);
 
-  // Inserts or replaces `key`; `hash` is the cache's hash of `key` (kept in
-  // the ghost FIFO after an eviction from S). A replaced entry keeps its queue
+  // Inserts or replaces `key`; `hash` is HashKey(key) (also kept in the
+  // ghost FIFO after an eviction from S). A replaced entry keeps its queue
   // and access counter. Returns false, and leaves no entry for `key` (an older
   // value is removed), when the charge exceeds the shard's capacity. When
   // `epoch` is given, nothing changes and false is returned unless *epoch still
@@ -86,7 +116,7 @@ class CacheShard {
               uint64_t expected_epoch = 0);
 
   // Removes `key`; returns whether it was present.
-  bool Erase(absl::string_view key);
+  bool Erase(absl::string_view key, uint64_t hash);
   // Removes every entry whose key satisfies `pred`; returns how many.
   int64_t EraseIf(const std::function<bool(absl::string_view)>& pred);
   // Removes everything; returns how many entries were removed.
@@ -131,8 +161,9 @@ class CacheShard {
   const int64_t capacity_;
   const int64_t small_capacity_;  // S's share: 10 % of capacity_
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<absl::string_view, std::unique_ptr<Entry>> map_
-      ABSL_GUARDED_BY(mu_);  // keys view Entry::key
+  absl::flat_hash_map<absl::string_view, std::unique_ptr<Entry>, KeyHash,
+                      KeyEq>
+      map_ ABSL_GUARDED_BY(mu_);  // keys view Entry::key
   List small_ ABSL_GUARDED_BY(mu_);
   List main_ ABSL_GUARDED_BY(mu_);
   int64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
