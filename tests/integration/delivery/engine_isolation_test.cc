@@ -1,7 +1,11 @@
 // One slow or dead endpoint never delays the others; the per-attempt
 // deadline holds against a receiver that drips; Shutdown hands back the
 // leases of unfinished rows.
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "doctest/doctest.h"
 #include "tests/integration/delivery/delivery_test_util.h"
@@ -128,6 +132,89 @@ TEST_CASE("engine: options are validated") {
   CHECK(from.batch_size == 7);
   CHECK(from.lease == absl::Seconds(9));
   CHECK(from.dsn == c.database_url);
+}
+
+}  // namespace
+}  // namespace pggitops
+
+namespace pggitops {
+namespace {
+
+using namespace delivery_test;  // NOLINT: test helpers
+
+// A transport that keeps every request until the test answers it.
+class HeldTransport final : public WebhookTransport {
+ public:
+  void Send(WebhookRequest request, Callback done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.emplace_back(std::move(request), std::move(done));
+  }
+  void Shutdown(absl::Time) override {}
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+  WebhookRequest request(size_t i) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_[i].first;
+  }
+  void AnswerAll(int status) {
+    std::vector<std::pair<WebhookRequest, Callback>> all;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      all.swap(held_);
+    }
+    for (auto& [request, done] : all) {
+      WebhookResponse r;
+      r.http_status = status;
+      done(std::move(r));
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<WebhookRequest, Callback>> held_;
+};
+
+TEST_CASE("engine: a foreign transport's late answers are ignored") {
+  const std::string dsn = MigratedDatabase("engine_foreign_transport");
+  const std::string secret = TestSecret('f');
+  const int64_t w =
+      AddWebhook(dsn, "held", "https://hooks.example/x", {}, secret);
+  const int64_t alert = AddAlert(dsn);
+  auto pool = MakePool(dsn);
+  HeldTransport transport;
+  DeliveryOptions o = TestOptions(dsn);
+  o.transport = &transport;
+  auto engine = StartEngine(pool.get(), o);
+  REQUIRE(
+      WaitFor([&] { return transport.size() == 1; }, std::chrono::seconds(10)));
+  const WebhookRequest r = transport.request(0);
+  CHECK(r.url == "https://hooks.example/x");
+  CHECK(r.verify_tls);
+  CHECK(r.timeout == absl::Seconds(30));
+  CHECK(r.endpoint_key == std::to_string(w));
+  std::map<std::string, std::string> h(r.headers.begin(), r.headers.end());
+  CHECK(h["webhook-id"] ==
+        "msg_" + std::to_string(alert) + "_" + std::to_string(w));
+  CHECK(VerifyStandardWebhook(secret, h["webhook-id"], h["webhook-timestamp"],
+                              h["webhook-signature"], r.body,
+                              std::stoll(h["webhook-timestamp"])) == "");
+
+  // The engine stops at its deadline although the attempt never ends, and
+  // hands the row back.
+  const auto start = Clock::now();
+  engine->Shutdown(absl::Now() + absl::Milliseconds(300));
+  CHECK(Clock::now() - start < std::chrono::seconds(5));
+  CHECK(Scalar(dsn,
+               "SELECT delivery_status || '|' || (lease_owner IS NULL) "
+               "FROM alert_delivery_queue") == "pending|true");
+  // The answer arriving afterwards changes nothing (and does not crash).
+  transport.AnswerAll(200);
+  engine.reset();
+  CHECK(Scalar(dsn, "SELECT delivery_status FROM alert_delivery_queue") ==
+        "pending");
+  CHECK(Count(dsn, "SELECT count(*) FROM delivery_attempts") == 0);
 }
 
 }  // namespace
