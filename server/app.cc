@@ -9,16 +9,21 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "pggitops/cache.h"
 #include "pggitops/connection_pool.h"
+#include "pggitops/delivery_queue.h"
 #include "pggitops/health.h"
 #include "pggitops/latency_window.h"
 #include "pggitops/log.h"
 #include "pggitops/metrics.h"
+#include "pggitops/pg_listener.h"
 #include "pggitops/schema.h"
 #include "pggitops/version.h"
 #include "server/app_context.h"
 #include "server/http/http_server.h"
 #include "server/lifecycle.h"
+#include "server/routes/cache_routes.h"
+#include "server/routes/cached_read.h"
 #include "server/routes/health_routes.h"
 
 namespace pggitops::server {
@@ -75,6 +80,10 @@ struct App::Impl {
   HealthRegistry health;
   AppContext ctx;
   std::unique_ptr<ConnectionPool> pool;
+  std::unique_ptr<PgListener> listener;
+  std::unique_ptr<Cache> cache;
+  std::unique_ptr<CachedRead> reads;
+  std::unique_ptr<DeliveryEngine> engine;
   Router router;
   std::unique_ptr<HttpServer> server;
 
@@ -83,7 +92,10 @@ struct App::Impl {
         health(HealthOptions{config.health_cache, nullptr}) {}
 
   absl::Status Start();
-  void Drain();
+  absl::Status StartCache();
+  absl::Status StartDelivery();
+  void WarmCache();
+  void Drain(absl::Time deadline);
 };
 
 absl::Status App::Impl::Start() {
@@ -121,13 +133,96 @@ absl::Status App::Impl::Start() {
   registered = health.Register(SchemaCheck(config.database_url));
   if (!registered.ok()) return registered;
 
+  // One LISTEN session serves the cache and the delivery engine; it
+  // connects in the background and reconnects by itself.
+  PgListenerOptions listener_options;
+  listener_options.dsn = config.database_url;
+  listener_options.connect_timeout = config.database_connect_timeout;
+  listener_options.metrics = &metrics;
+  absl::StatusOr<std::unique_ptr<PgListener>> l =
+      PgListener::Create(listener_options);
+  if (!l.ok()) return l.status();
+  listener = *std::move(l);
+  ctx.listener = listener.get();
+
+  absl::Status s = StartCache();
+  if (!s.ok()) return s;
+  s = StartDelivery();
+  if (!s.ok()) return s;
+  s = listener->Start();
+  if (!s.ok()) return s;
+
   AddHealthRoutes(&router, &ctx);
+  AddCacheRoutes(&router, cache.get(), &latency);
   server = std::make_unique<HttpServer>(ServerOptions(config), &router,
                                         &metrics, &latency);
   return server->Bind();
 }
 
-void App::Impl::Drain() {
+absl::Status App::Impl::StartCache() {
+  CacheOptions options = CacheOptionsFromConfig(config);
+  options.metrics = &metrics;
+  absl::StatusOr<std::unique_ptr<Cache>> made = Cache::Create(options);
+  if (!made.ok()) return made.status();
+  cache = *std::move(made);
+  ctx.cache = cache.get();
+  reads = std::make_unique<CachedRead>(cache.get(), &config);
+  ctx.reads = reads.get();
+  // Changes made in the database by anyone (sql/002 triggers) reach this
+  // instance's cache; notifications lost while disconnected are covered by
+  // invalidating everything on reconnection.
+  Cache* c = cache.get();
+  absl::StatusOr<int> sub =
+      listener->Subscribe("pggit_cache", [c](const std::string& payload) {
+        absl::Status applied = c->ApplyDatabaseNotification(payload);
+        if (!applied.ok()) {
+          Log::Warning("ignored cache notification",
+                       {{"payload", payload},
+                        {"error", std::string(applied.message())}});
+        }
+      });
+  if (!sub.ok()) return sub.status();
+  listener->AddReconnectCallback([c] { c->OnDatabaseListenerReconnected(); });
+  absl::Status r = health.Register(cache->CacheHealthCheck());
+  if (r.ok()) r = health.Register(cache->RedisHealthCheck());
+  return r;
+}
+
+absl::Status App::Impl::StartDelivery() {
+  DeliveryOptions options = DeliveryOptionsFromConfig(config);
+  options.listener = listener.get();
+  options.metrics = &metrics;
+  absl::StatusOr<std::unique_ptr<DeliveryEngine>> made =
+      DeliveryEngine::Create(pool.get(), options);
+  if (!made.ok()) return made.status();
+  engine = *std::move(made);
+  ctx.engine = engine.get();
+  absl::Status r = health.Register(WebhooksHealthCheck(pool.get()));
+  if (r.ok()) r = health.Register(QueueHealthCheck(pool.get()));
+  if (r.ok()) r = health.Register(engine->DispatcherHealthCheck());
+  if (r.ok()) r = health.Register(listener->ListenerHealthCheck());
+  return r;
+}
+
+// CONTRACT 9: the cache is warmed before READY=1. A warmer that fails (the
+// database is not up yet) is logged and does not stop the start.
+void App::Impl::WarmCache() {
+  WarmResult warmed = cache->Warm();
+  for (const WarmerResult& w : warmed.warmers) {
+    if (!w.status.ok()) {
+      Log::Warning(
+          "cache warmer failed",
+          {{"warmer", w.name}, {"error", std::string(w.status.message())}});
+    }
+  }
+  Log::Info("cache warmed",
+            {{"entries", absl::StrCat(warmed.warmed_entries)},
+             {"warmers", absl::StrCat(warmed.warmers.size())},
+             {"failed", absl::StrCat(warmed.failed())},
+             {"ms", absl::StrCat(absl::ToInt64Milliseconds(warmed.duration))}});
+}
+
+void App::Impl::Drain(absl::Time deadline) {
   ctx.phase = Phase::kDraining;
   NotifyStopping();
   Log::Info("draining: readiness now 503",
@@ -136,7 +231,14 @@ void App::Impl::Drain() {
   // Keep the listener open for the grace period so a load balancer sees
   // the 503 and stops sending; a second signal cuts it short.
   WaitForSignalFor(config.shutdown_grace);
+  // The listener closes; requests in flight finish while the engine lets
+  // its deliveries finish or hands their leases back, both before the
+  // watchdog's deadline.
+  std::thread deliveries([this, deadline] {
+    engine->Shutdown(deadline - absl::Milliseconds(500));
+  });
   server->Stop();
+  deliveries.join();
 }
 
 App::App(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
@@ -147,6 +249,13 @@ int App::Serve() {
   absl::Status started = s.Start();
   if (!started.ok()) {
     Log::Error("start failed", {{"error", std::string(started.message())}});
+    return 1;
+  }
+  s.WarmCache();
+  absl::Status engine_started = s.engine->Start();
+  if (!engine_started.ok()) {
+    Log::Error("delivery engine failed to start",
+               {{"error", std::string(engine_started.message())}});
     return 1;
   }
   std::thread http([&s] { s.server->Serve(); });
@@ -170,8 +279,10 @@ int App::Serve() {
       _exit(1);
     }
   });
-  s.Drain();
+  s.Drain(deadline);
   http.join();
+  s.cache->Shutdown();
+  s.listener->Stop();
   s.pool->Close();
   drained.Notify();
   watchdog.join();

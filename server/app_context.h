@@ -6,12 +6,16 @@
 #include <atomic>
 
 #include "absl/time/time.h"
+#include "pggitops/cache.h"
 #include "pggitops/config.h"
 #include "pggitops/connection_pool.h"
+#include "pggitops/delivery_queue.h"
 #include "pggitops/health.h"
 #include "pggitops/latency_window.h"
 #include "pggitops/metrics.h"
+#include "pggitops/pg_listener.h"
 #include "server/lifecycle.h"
+#include "server/routes/cached_read.h"
 
 namespace pggitops::server {
 
@@ -21,6 +25,15 @@ struct AppContext {
   HealthRegistry* health = nullptr;
   LatencyWindow* latency = nullptr;
   ConnectionPool* pool = nullptr;
+  // The L1/L2 cache (never null; disabled when CACHE_ENABLED=false) and the
+  // read helper of the JSON read endpoints built on it.
+  Cache* cache = nullptr;
+  const CachedRead* reads = nullptr;
+  // The one LISTEN session of the daemon (pggit_cache, pggit_deliveries,
+  // pggit_alerts); subscribe here rather than open another.
+  PgListener* listener = nullptr;
+  // The delivery engine (test sends, Wake after writes).
+  DeliveryEngine* engine = nullptr;
   absl::Time started_at;
   std::atomic<Phase> phase{Phase::kStarting};
 };

@@ -151,16 +151,16 @@ PGGITOPS_EXPORT PoolOptions PoolOptionsFromConfig(const Config& config);
 
 // A snapshot of the pool's counters.
 struct PGGITOPS_EXPORT PoolStats {
-  int size = 0;                // configured persistent size
-  int max_overflow = 0;        // configured overflow
-  int checked_out = 0;         // leases out (including ones being connected)
-  int overflow = 0;            // open connections above `size`
-  int available = 0;           // size + max_overflow - checked_out
-  int waiting = 0;             // callers blocked in Acquire()
-  int idle = 0;                // open connections in the pool
-  int open = 0;                // idle + checked out
-  bool database_down = false;  // the last connection attempt failed
-  int64_t connects_total = 0;  // connections opened
+  int size = 0;          // configured persistent size
+  int max_overflow = 0;  // configured overflow
+  int checked_out = 0;   // leases out (including ones being connected)
+  int overflow = 0;      // open connections above `size`
+  int available = 0;     // size + max_overflow - checked_out
+  int waiting = 0;       // callers blocked in Acquire()
+  int idle = 0;          // open connections in the pool
+  int open = 0;  // idle + checked out + being closed (what the server sees)
+  bool database_down = false;          // the last connection attempt failed
+  int64_t connects_total = 0;          // connections opened
   int64_t connect_failures_total = 0;  // failed connection attempts
   int64_t timeouts_total = 0;          // Acquire() calls that timed out
   int64_t recycled_total = 0;          // closed for age at checkout
@@ -254,8 +254,9 @@ class PGGITOPS_EXPORT PooledConnection {
   // Runs one statement (autocommit unless a transaction was begun on this
   // lease), timed in db_query_duration_seconds. Without `params` the text
   // goes through PostgreSQL's simple protocol, so it may hold several
-  // statements; the result is the last one's. A broken connection
-  // (kUnavailable without SQLSTATE, or class 08) marks the lease broken.
+  // statements; the result is the last one's. An error meaning the session
+  // is gone (kUnavailable without SQLSTATE, SQLSTATE class 08, or 57P01 to
+  // 57P03: server shutting down) marks the lease broken.
   // REQUIRES: valid().
   absl::StatusOr<QueryResult> Query(
       absl::string_view sql,

@@ -21,8 +21,9 @@
 namespace pggitops {
 namespace {
 
-// A migrated database with the cache triggers. 002 is applied by hand when
-// this build does not embed it yet (it is idempotent either way).
+// A migrated database (Migrate applies 002_cache_invalidation), with the
+// migration file applied once more by hand: it must be idempotent, and a
+// database migrated by an older build gets the triggers that way too.
 std::string CacheDatabase(const std::string& name) {
   const std::string dsn = harness::FreshDatabase(name);
   absl::StatusOr<MigrateResult> m = Migrate(dsn);
