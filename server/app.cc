@@ -22,9 +22,11 @@
 #include "server/app_context.h"
 #include "server/http/http_server.h"
 #include "server/lifecycle.h"
+#include "server/routes/alert_routes.h"
 #include "server/routes/cache_routes.h"
 #include "server/routes/cached_read.h"
 #include "server/routes/health_routes.h"
+#include "server/routes/webhook_routes.h"
 
 namespace pggitops::server {
 namespace {
@@ -154,6 +156,8 @@ absl::Status App::Impl::Start() {
 
   AddHealthRoutes(&router, &ctx);
   AddCacheRoutes(&router, cache.get(), &latency);
+  AddWebhookRoutes(&router, &ctx);
+  AddAlertRoutes(&router, &ctx);
   server = std::make_unique<HttpServer>(ServerOptions(config), &router,
                                         &metrics, &latency);
   return server->Bind();
