@@ -1,0 +1,342 @@
+// Observability end to end (issue 7): /health/deep tells the truth when a
+// dependency fails, and a real Prometheus scraping a running pggit-api finds
+// every series the alert rules of ops/prometheus-rules.yml use and evaluates
+// every rule without error. Stops PostgreSQL and pauses Redis, so it never
+// runs beside another test (is_parallel: false).
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "doctest/doctest.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+#include "tests/harness/harness.h"
+
+namespace pggitops {
+namespace {
+
+using harness::Process;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::string Api() { return harness::BuildPath("server/pggit-api"); }
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Polls `get` until `done(result)` or `timeout_s`; returns the last result.
+template <typename Get, typename Done>
+auto PollUntil(double timeout_s, Get get, Done done) {
+  auto start = Clock::now();
+  auto r = get();
+  while (!done(r) && SecondsSince(start) < timeout_s) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    r = get();
+  }
+  return r;
+}
+
+// A migrated database and a running daemon on it, with Redis as L2.
+struct Daemon {
+  std::string dsn;
+  int port = harness::FreePort();
+  std::unique_ptr<Process> process;
+
+  explicit Daemon(const std::string& db) {
+    dsn = harness::FreshDatabase(db);
+    Process m({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
+    REQUIRE(m.Wait(60000) == 0);
+    process =
+        std::make_unique<Process>(std::vector<std::string>{Api(), "serve"},
+                                  std::map<std::string, std::string>{
+                                      {"DATABASE_URL", dsn},
+                                      {"REDIS_URL", harness::Get().redis_url},
+                                      {"REDIS_TIMEOUT", "0.2"},
+                                      {"API_HOST", "127.0.0.1"},
+                                      {"API_PORT", std::to_string(port)},
+                                      {"HEALTH_CACHE_SECONDS", "0"},
+                                      {"SHUTDOWN_GRACE_SECONDS", "0"},
+                                      {"DATABASE_CONNECT_TIMEOUT", "2"},
+                                      {"DATABASE_POOL_TIMEOUT", "2"},
+                                      {"API_LOG_LEVEL", "WARNING"}});
+    auto ready = PollUntil(
+        30, [&] { return Get("/health/ready"); },
+        [](const httplib::Result& r) { return r && r->status == 200; });
+    REQUIRE_MESSAGE(ready, process->Output());
+    REQUIRE_MESSAGE(ready->status == 200, process->Output());
+  }
+  ~Daemon() {
+    process->Signal(SIGTERM);
+    process->Wait(30000);
+  }
+  httplib::Result Get(const std::string& path) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(2, 0);
+    c.set_read_timeout(20, 0);
+    return c.Get(path.c_str());
+  }
+  json Deep(int* status = nullptr) {
+    auto r = Get("/health/deep");
+    REQUIRE(r);
+    if (status != nullptr) *status = r->status;
+    return json::parse(r->body);
+  }
+};
+
+std::set<std::string> Failing(const json& j) {
+  std::set<std::string> out;
+  if (j.contains("failing")) {
+    for (const auto& f : j["failing"]) out.insert(f.get<std::string>());
+  }
+  return out;
+}
+
+TEST_CASE("deep health: every check of CONTRACT 5 with its fields, all up") {
+  Daemon d("obs_deep_up");
+  int status = 0;
+  json j = d.Deep(&status);
+  CHECK(status == 200);
+  CHECK(j["status"] == "healthy");
+  CHECK(j["timestamp"].get<std::string>().back() == 'Z');
+  CHECK(j["database"]["status"] == "connected");
+  CHECK(j["database"]["response_time_ms"].get<double>() >= 0);
+  CHECK(j["database"]["pool"]["size"].is_number());
+  CHECK(j["database"]["pool"]["available"].is_number());
+  CHECK(j["schema"]["status"] == "ok");
+  CHECK(j["schema"]["missing_indexes"].empty());
+  CHECK(j["cache"]["status"] == "operational");
+  CHECK(j["cache"].contains("hit_rate"));
+  CHECK(j["redis"]["status"] == "connected");
+  for (const char* f :
+       {"active_count", "failing_count", "disabled_count", "inactive_count"}) {
+    CHECK_MESSAGE(j["webhooks"][f] == 0, f);
+  }
+  CHECK(j["queue"]["depth"] == 0);
+  CHECK(j["queue"]["oldest_pending_seconds"] == 0);
+  CHECK(Failing(j).empty());
+
+  // The counts are read from the database, not fixed: one webhook of each
+  // kind, and a queued delivery.
+  harness::AdminQuery(
+      "obs_deep_up",
+      "INSERT INTO pggit.webhooks (name, url, secret, is_active, status) VALUES"
+      " ('a', 'http://192.0.2.1/a', 's', true, 'active'),"
+      " ('b', 'http://192.0.2.1/b', 's', false, 'inactive'),"
+      " ('c', 'http://192.0.2.1/c', 's', true, 'disabled');"
+      "INSERT INTO pggit.alerts (operation_type, severity, message) VALUES"
+      " ('commit', 'INFO', 'hello')");
+  j = d.Deep();
+  CHECK(j["webhooks"]["active_count"] == 1);
+  CHECK(j["webhooks"]["inactive_count"] == 1);
+  CHECK(j["webhooks"]["disabled_count"] == 1);
+  CHECK(j["queue"]["depth"].get<int>() <= 1);
+}
+
+TEST_CASE("deep health: Redis paused -> redis unavailable, degraded, 200") {
+  Daemon d("obs_deep_redis");
+  harness::PauseRedis();
+  auto start = Clock::now();
+  int status = 0;
+  json j = d.Deep(&status);
+  double took = SecondsSince(start);
+  harness::ResumeRedis();
+  CHECK(status == 200);
+  CHECK(j["status"] == "degraded");
+  CHECK(j["redis"]["status"] == "unavailable");
+  CHECK(Failing(j).count("redis") == 1);
+  CHECK(j["database"]["status"] == "connected");
+  CHECK_MESSAGE(took < 5, "deep health took " << took << " s");
+  // Back without a restart.
+  j = PollUntil(
+      10, [&] { return d.Deep(); },
+      [](const json& x) { return x["redis"]["status"] == "connected"; });
+  CHECK(j["redis"]["status"] == "connected");
+  CHECK(j["status"] == "healthy");
+}
+
+TEST_CASE("deep health: schema behind or missing a guide index -> 503") {
+  Daemon d("obs_deep_schema");
+  harness::AdminQuery("obs_deep_schema", "DROP INDEX pggit.idx_alert_created");
+  int status = 0;
+  json j = d.Deep(&status);
+  CHECK(status == 503);
+  CHECK(j["status"] == "unhealthy");
+  CHECK(Failing(j).count("schema") == 1);
+  CHECK(j["schema"]["missing_indexes"] == json({"idx_alert_created"}));
+
+  harness::AdminQuery("obs_deep_schema",
+                      "CREATE INDEX idx_alert_created ON pggit.alerts "
+                      "(created_at DESC);"
+                      "DELETE FROM pggit.schema_migrations WHERE version ="
+                      " (SELECT max(version) FROM pggit.schema_migrations)");
+  j = d.Deep(&status);
+  CHECK(status == 503);
+  CHECK(Failing(j).count("schema") == 1);
+  CHECK(j["schema"]["version"].get<int>() <
+        j["schema"]["expected_version"].get<int>());
+  CHECK(d.Get("/health/ready")->status == 503);
+}
+
+TEST_CASE("deep health: PostgreSQL stopped -> 503 naming database, in time") {
+  Daemon d("obs_deep_pg");
+  harness::StopPostgres();
+  auto start = Clock::now();
+  int status = 0;
+  json j;
+  try {
+    j = d.Deep(&status);
+  } catch (...) {
+    harness::StartPostgres();
+    throw;
+  }
+  double took = SecondsSince(start);
+  auto ready = d.Get("/health/ready");
+  harness::StartPostgres();
+  CHECK(status == 503);
+  CHECK(j["status"] == "unhealthy");
+  CHECK(Failing(j).count("database") == 1);
+  CHECK(j["database"]["status"] != "connected");
+  CHECK_MESSAGE(took < 10, "deep health took " << took << " s");
+  REQUIRE(ready);
+  CHECK(ready->status == 503);
+  // Back without a restart of the daemon.
+  auto r = PollUntil(
+      30, [&] { return d.Get("/health/ready"); },
+      [](const httplib::Result& x) { return x && x->status == 200; });
+  REQUIRE(r);
+  CHECK(r->status == 200);
+}
+
+// Prometheus's HTTP API: GET `path` with query `q`, returning "data".
+json PromQuery(int port, const std::string& path, const std::string& q) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(10, 0);
+  httplib::Params params;
+  if (!q.empty()) params.emplace("query", q);
+  auto r = c.Get(path.c_str(), params, httplib::Headers{});
+  REQUIRE(r);
+  json j = json::parse(r->body);
+  INFO(path, " ", q, " -> ", r->body);
+  REQUIRE(j["status"] == "success");
+  return j["data"];
+}
+
+TEST_CASE(
+    "Prometheus scrapes the daemon; every rule's series exist and "
+    "every rule evaluates") {
+  Daemon d("obs_prometheus");
+  // Traffic: successes, a 404, cache reads.
+  for (int i = 0; i < 20; ++i) {
+    CHECK(d.Get("/health")->status == 200);
+    CHECK(d.Get("/api/v1/cache/stats")->status == 200);
+  }
+  CHECK(d.Get("/api/v1/nothing")->status == 404);
+
+  const std::string dir =
+      harness::Get().state_dir + "/prometheus-" + std::to_string(d.port);
+  REQUIRE(harness::Run("mkdir -p " + dir + " && cp " +
+                       harness::SourcePath("ops/prometheus-rules.yml") + " " +
+                       dir + "/pggit-rules.yml") == 0);
+  {
+    std::ofstream cfg(dir + "/prometheus.yml");
+    cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+           "rule_files:\n  - pggit-rules.yml\n"
+           "scrape_configs:\n  - job_name: pggit-api\n    static_configs:\n"
+           "      - targets: ['127.0.0.1:"
+        << d.port << "']\n";
+  }
+  const int prom_port = harness::FreePort();
+  Process prom({"prometheus", "--config.file=" + dir + "/prometheus.yml",
+                "--storage.tsdb.path=" + dir + "/data",
+                "--web.listen-address=127.0.0.1:" + std::to_string(prom_port),
+                "--log.level=warn"});
+
+  // The scrape succeeds.
+  auto up = PollUntil(
+      30,
+      [&]() -> json {
+        httplib::Client c("127.0.0.1", prom_port);
+        httplib::Params p{{"query", "up{job=\"pggit-api\"}"}};
+        auto r = c.Get("/api/v1/query", p, httplib::Headers{});
+        if (!r || r->status != 200) return json();
+        return json::parse(r->body)["data"]["result"];
+      },
+      [](const json& res) {
+        return res.is_array() && !res.empty() && res[0]["value"][1] == "1";
+      });
+  REQUIRE_MESSAGE((up.is_array() && !up.empty() && up[0]["value"][1] == "1"),
+                  prom.Output());
+
+  // Every series the rules read, and the rest of CONTRACT section 7.
+  for (const char* name : {"http_requests_total",
+                           "http_request_duration_seconds_bucket",
+                           "http_request_size_bytes_bucket",
+                           "cache_hits_total",
+                           "cache_misses_total",
+                           "cache_evictions_total",
+                           "cache_size_bytes",
+                           "db_connection_pool_size",
+                           "db_connection_pool_available",
+                           "db_connection_pool_checked_out",
+                           "db_connection_pool_timeouts_total",
+                           "db_connection_pool_wait_seconds_bucket",
+                           "webhook_queue_depth",
+                           "webhook_deliveries_total",
+                           "webhook_delivery_duration_seconds_bucket",
+                           "webhook_retries_total",
+                           "db_query_duration_seconds_bucket",
+                           "db_slow_queries_total",
+                           "process_cpu_seconds_total",
+                           "process_resident_memory_bytes",
+                           "pggit_build_info"}) {
+    json res = PromQuery(prom_port, "/api/v1/query",
+                         std::string("count(") + name + ")")["result"];
+    CHECK_MESSAGE((res.is_array() && !res.empty()), name);
+  }
+  // Route templates, not raw paths: the 404 is "unmatched".
+  json routes = PromQuery(prom_port, "/api/v1/label/route/values", "");
+  CHECK(std::find(routes.begin(), routes.end(), "/api/v1/nothing") ==
+        routes.end());
+  CHECK(std::find(routes.begin(), routes.end(), "unmatched") != routes.end());
+  // webhook_deliveries_total's result label has only the section 10 values.
+  json results = PromQuery(prom_port, "/api/v1/label/result/values", "");
+  for (const auto& v : results) {
+    CHECK(std::set<std::string>{"delivered", "retry", "failed"}.count(
+              v.get<std::string>()) == 1);
+  }
+
+  // The five rules are loaded, and each expression evaluates without error
+  // against the scraped series (an empty result is fine: nothing fires).
+  json groups = PromQuery(prom_port, "/api/v1/rules", "")["groups"];
+  REQUIRE(groups.size() == 1);
+  std::set<std::string> names;
+  for (const auto& rule : groups[0]["rules"]) {
+    names.insert(rule["name"].get<std::string>());
+    CHECK(rule["type"] == "alerting");
+    PromQuery(prom_port, "/api/v1/query", rule["query"].get<std::string>());
+  }
+  CHECK(names == std::set<std::string>{"HighP99Latency", "LowCacheHitRate",
+                                       "HighErrorRate", "DatabasePoolExhausted",
+                                       "QueueDepthHigh"});
+  // The latency quantile has a value once requests were scraped twice.
+  json q = PollUntil(
+      15,
+      [&] {
+        return PromQuery(
+            prom_port, "/api/v1/query",
+            "histogram_quantile(0.99, sum by (le) "
+            "(rate(http_request_duration_seconds_bucket[1m])))")["result"];
+      },
+      [](const json& res) { return !res.empty(); });
+  CHECK(!q.empty());
+  prom.Signal(SIGTERM);
+  CHECK(prom.Wait(10000) == 0);
+}
+
+}  // namespace
+}  // namespace pggitops
