@@ -212,6 +212,35 @@ TEST_CASE("deep health: PostgreSQL stopped -> 503 naming database, in time") {
   CHECK(r->status == 200);
 }
 
+// The value of the sample `series` (name and labels exactly as exposed)
+// in the daemon's /metrics, or -1 when absent.
+double Sample(Daemon& d, const std::string& series) {
+  auto r = d.Get("/metrics");
+  REQUIRE(r);
+  size_t at = r->body.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(r->body.substr(at + series.size() + 2));
+}
+
+TEST_CASE("metrics: counters and histograms move with traffic") {
+  Daemon d("obs_counters");
+  const std::string requests =
+      "http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"}";
+  const std::string count =
+      "http_request_duration_seconds_count{method=\"GET\",route=\"/health\"}";
+  const std::string inf =
+      "http_request_duration_seconds_bucket{method=\"GET\",route=\"/health\","
+      "le=\"+Inf\"}";
+  for (int i = 0; i < 3; ++i) REQUIRE(d.Get("/health")->status == 200);
+  double before = Sample(d, requests);
+  double count_before = Sample(d, count);
+  REQUIRE(before >= 3);
+  for (int i = 0; i < 5; ++i) REQUIRE(d.Get("/health")->status == 200);
+  CHECK(Sample(d, requests) == before + 5);
+  CHECK(Sample(d, count) == count_before + 5);
+  CHECK(Sample(d, inf) == Sample(d, count));
+}
+
 // Prometheus's HTTP API: GET `path` with query `q`, returning "data".
 json PromQuery(int port, const std::string& path, const std::string& q) {
   httplib::Client c("127.0.0.1", port);
