@@ -41,14 +41,16 @@ HttpServerOptions ServerOptions(const Config& c) {
   return o;
 }
 
-HealthCheck SchemaCheck(const std::string& database_url) {
+// On a pooled connection: a check that runs every few seconds must not open
+// a session of its own each time.
+HealthCheck SchemaCheck(ConnectionPool* pool) {
   HealthCheck check;
   check.name = "schema";
   check.criticality = Criticality::kCritical;
   check.timeout = absl::Seconds(5);
-  check.run = [database_url] {
+  check.run = [pool] {
     CheckResult r;
-    absl::StatusOr<SchemaStatus> s = CheckSchema(database_url);
+    absl::StatusOr<SchemaStatus> s = CheckSchema(pool, absl::Seconds(4));
     if (!s.ok()) {
       r.ok = false;
       r.status = "unknown";
@@ -132,7 +134,7 @@ absl::Status App::Impl::Start() {
     Log::Warning("database not reachable at start; not ready until it is",
                  {{"error", std::string(schema.status().message())}});
   }
-  registered = health.Register(SchemaCheck(config.database_url));
+  registered = health.Register(SchemaCheck(pool.get()));
   if (!registered.ok()) return registered;
 
   // One LISTEN session serves the cache and the delivery engine; it

@@ -13,9 +13,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "pggitops/export.h"
 
 namespace pggitops {
+
+class ConnectionPool;
 
 // The schema version this build needs (the newest migration it carries).
 PGGITOPS_EXPORT int RequiredSchemaVersion();
@@ -61,6 +64,13 @@ struct PGGITOPS_EXPORT SchemaStatus {
 // reached.
 PGGITOPS_EXPORT absl::StatusOr<SchemaStatus> CheckSchema(
     const std::string& database_url);
+
+// The same on a connection of `pool` (waiting at most `timeout` for one), so
+// a periodic check opens no connection of its own. Errors: the pool's
+// (kDeadlineExceeded, kUnavailable), or kUnavailable when the session breaks.
+// REQUIRES: pool was made by ConnectionPool::Create (the libpqxx connector).
+PGGITOPS_EXPORT absl::StatusOr<SchemaStatus> CheckSchema(
+    ConnectionPool* pool, absl::Duration timeout);
 
 }  // namespace pggitops
 

@@ -13,7 +13,9 @@
 #include "libpggitops/schema/migration_plan.h"
 #include "libpggitops/schema/migrations.h"
 #include "libpggitops/schema/schema_internal.h"
+#include "pggitops/connection_pool.h"
 #include "pggitops/log.h"
+#include "pggitops/pqxx.h"
 
 namespace pggitops {
 namespace {
@@ -209,6 +211,22 @@ absl::StatusOr<SchemaStatus> CheckSchema(const std::string& database_url) {
   } catch (const std::exception& e) {
     return internal::StatusFromPqxx(e, "checking the database schema");
   }
+}
+
+absl::StatusOr<SchemaStatus> CheckSchema(ConnectionPool* pool,
+                                         absl::Duration timeout) {
+  absl::StatusOr<PooledConnection> lease = pool->Acquire(timeout);
+  if (!lease.ok()) return lease.status();
+  absl::StatusOr<SchemaStatus> result;
+  absl::Status s = RunPqxx(*lease, "schema check", [&](pqxx::connection& c) {
+    result = internal::CheckSchemaOn(c);
+  });
+  if (!s.ok()) return s;
+  if (!result.ok() &&
+      result.status().code() == absl::StatusCode::kUnavailable) {
+    lease->MarkBroken();
+  }
+  return result;
 }
 
 }  // namespace pggitops
