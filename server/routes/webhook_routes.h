@@ -1,4 +1,4 @@
-// The webhooks endpoints of CONTRACT section 5 (see docs/api.md).
+// The webhooks endpoints of CONTRACT section 5 (see docs/api/webhooks.md).
 #ifndef PGGITOPS_SERVER_ROUTES_WEBHOOK_ROUTES_H_
 #define PGGITOPS_SERVER_ROUTES_WEBHOOK_ROUTES_H_
 

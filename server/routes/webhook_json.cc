@@ -1,0 +1,324 @@
+#include "server/routes/webhook_json.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <limits>
+#include <stdexcept>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/http/errors.h"
+
+namespace pggitops::server {
+namespace {
+
+using nlohmann::json;
+
+// Fields the API returns but a client cannot write.
+constexpr const char* kReadOnly[] = {"id",         "secret",     "status",
+                                     "created_at", "updated_at", "last_used_at",
+                                     "health"};
+
+const char* TypeName(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "invalid";
+  }
+}
+
+[[noreturn]] void Bad(const std::string& field, const std::string& what,
+                      const json& got) {
+  std::string shown = got.is_string() || got.is_structured()
+                          ? std::string(TypeName(got))
+                          : got.dump();
+  throw Validation(absl::StrCat(field, ": ", what, " (got ", shown, ")"));
+}
+
+// Characters (code points) of valid UTF-8, as PostgreSQL's char_length.
+size_t CodePoints(const std::string& s) {
+  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+std::string String(const json& v, const std::string& field, size_t min,
+                   size_t max) {
+  if (!v.is_string()) Bad(field, "must be a string", v);
+  std::string s = v.get<std::string>();
+  size_t n = CodePoints(s);
+  if (n < min || n > max) {
+    throw Validation(absl::StrCat(field, ": must be ", min, " to ", max,
+                                  " characters long (got ", n, ")"));
+  }
+  // libpq passes parameters as C strings; PostgreSQL text cannot hold NUL.
+  if (s.find('\0') != std::string::npos) {
+    throw Validation(absl::StrCat(field, ": must not contain NUL characters"));
+  }
+  return s;
+}
+
+bool Bool(const json& v, const std::string& field) {
+  if (!v.is_boolean()) Bad(field, "must be true or false", v);
+  return v.get<bool>();
+}
+
+std::string Url(const json& v) {
+  std::string url = String(v, "url", 1, 2048);
+  std::string lower = absl::AsciiStrToLower(url);
+  absl::string_view rest;
+  if (absl::StartsWith(lower, "https://")) {
+    rest = absl::string_view(url).substr(8);
+  } else if (absl::StartsWith(lower, "http://")) {
+    rest = absl::string_view(url).substr(7);
+  } else {
+    throw Validation("url: must be an http:// or https:// URL");
+  }
+  for (char c : url) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f) {
+      throw Validation(
+          "url: must not contain spaces or control characters (percent-encode "
+          "them)");
+    }
+  }
+  size_t host_end = rest.find_first_of("/?#");
+  absl::string_view authority = rest.substr(0, host_end);
+  size_t at = authority.rfind('@');
+  absl::string_view host =
+      at == absl::string_view::npos ? authority : authority.substr(at + 1);
+  if (host.empty() || host[0] == ':') {
+    throw Validation("url: must name a host");
+  }
+  return url;
+}
+
+// A JSON array of distinct strings, as a JSON text for the SQL parameter.
+std::string StringList(const json& v, const std::string& field,
+                       const std::vector<std::string>& allowed) {
+  if (!v.is_array()) Bad(field, "must be an array of strings", v);
+  json out = json::array();
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string item_field = absl::StrCat(field, "[", i, "]");
+    std::string s = String(v[i], item_field, 1, 255);
+    if (!allowed.empty() &&
+        std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
+      throw Validation(absl::StrCat(item_field, ": must be one of ",
+                                    absl::StrJoin(allowed, ", "), " (got \"", s,
+                                    "\")"));
+    }
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  }
+  return out.dump();
+}
+
+const json& Object(const json& v, const std::string& field) {
+  if (!v.is_object()) Bad(field, "must be an object", v);
+  return v;
+}
+
+std::string ListSql() {
+  return "ARRAY(SELECT json_array_elements_text($::json))";
+}
+
+}  // namespace
+
+bool WebhookWrite::names(const std::string& column) const {
+  return std::any_of(
+      columns.begin(), columns.end(),
+      [&](const WebhookColumn& c) { return c.column == column; });
+}
+
+int64_t JsonInteger(const json& value, const std::string& field, int64_t min,
+                    int64_t max) {
+  const std::string what =
+      absl::StrCat("must be an integer from ", min, " to ", max);
+  int64_t n = 0;
+  if (value.is_number_unsigned()) {
+    uint64_t u = value.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      Bad(field, what, value);
+    }
+    n = static_cast<int64_t>(u);
+  } else if (value.is_number_integer()) {
+    n = value.get<int64_t>();
+  } else {
+    Bad(field, what, value);
+  }
+  if (n < min || n > max) Bad(field, what, value);
+  return n;
+}
+
+WebhookWrite ParseWebhookBody(const json& body, WebhookBodyMode mode) {
+  if (!body.is_object()) throw BadRequest("the body must be a JSON object");
+  WebhookWrite w;
+  auto add = [&w](std::string column, std::string sql,
+                  std::optional<std::string> param) {
+    w.columns.push_back({std::move(column), std::move(sql), std::move(param)});
+  };
+  for (const auto& [field, v] : body.items()) {
+    if (field == "name") {
+      add("name", "$::text", String(v, "name", 1, 255));
+    } else if (field == "url") {
+      add("url", "$::text", Url(v));
+    } else if (field == "description") {
+      if (v.is_null()) {
+        add("description", "$::text", std::nullopt);
+      } else {
+        add("description", "$::text", String(v, "description", 0, 1000));
+      }
+    } else if (field == "is_active") {
+      add("is_active", "$::boolean", Bool(v, "is_active") ? "true" : "false");
+    } else if (field == "ssl_verify") {
+      add("ssl_verify", "$::boolean", Bool(v, "ssl_verify") ? "true" : "false");
+    } else if (field == "timeout_seconds") {
+      add("timeout_seconds", "$::integer",
+          absl::StrCat(JsonInteger(v, "timeout_seconds", 1, 60)));
+    } else if (field == "filters") {
+      for (const auto& [sub, sv] : Object(v, "filters").items()) {
+        if (sub == "severities") {
+          add("filter_severities", ListSql(),
+              StringList(sv, "filters.severities",
+                         {"INFO", "WARNING", "CRITICAL"}));
+        } else if (sub == "operation_types") {
+          add("filter_operation_types", ListSql(),
+              StringList(sv, "filters.operation_types", {}));
+        } else {
+          throw Validation(absl::StrCat(
+              "filters.", sub,
+              ": unknown field (expected severities, operation_types)"));
+        }
+      }
+    } else if (field == "retry_policy") {
+      for (const auto& [sub, sv] : Object(v, "retry_policy").items()) {
+        if (sub == "max_retries") {
+          add("max_retries", "$::integer",
+              absl::StrCat(JsonInteger(sv, "retry_policy.max_retries", 0, 20)));
+        } else if (sub == "max_backoff") {
+          add("max_backoff", "$::integer",
+              absl::StrCat(
+                  JsonInteger(sv, "retry_policy.max_backoff", 1, 86400)));
+        } else if (sub == "backoff_base") {
+          if (!sv.is_number() || sv.get<double>() < 1.0 ||
+              sv.get<double>() > 10.0) {
+            Bad("retry_policy.backoff_base", "must be a number from 1 to 10",
+                sv);
+          }
+          add("backoff_base", "$::double precision",
+              json(sv.get<double>()).dump());
+        } else {
+          throw Validation(absl::StrCat("retry_policy.", sub,
+                                        ": unknown field (expected "
+                                        "max_retries, backoff_base, "
+                                        "max_backoff)"));
+        }
+      }
+    } else if (std::find(std::begin(kReadOnly), std::end(kReadOnly), field) !=
+               std::end(kReadOnly)) {
+      throw Validation(absl::StrCat(field, ": is read-only"));
+    } else {
+      throw Validation(absl::StrCat(
+          field,
+          ": unknown field (expected name, url, description, is_active, "
+          "filters, retry_policy, timeout_seconds, ssl_verify)"));
+    }
+  }
+  if (mode == WebhookBodyMode::kCreate) {
+    for (const char* required : {"name", "url"}) {
+      if (!w.names(required)) {
+        throw Validation(absl::StrCat(required, ": is required"));
+      }
+    }
+  }
+  return w;
+}
+
+int64_t ParseWebhookId(const std::string& text) {
+  int64_t id = 0;
+  bool digits = !text.empty() && text.size() <= 19 &&
+                std::all_of(text.begin(), text.end(), absl::ascii_isdigit);
+  if (!digits || !absl::SimpleAtoi(text, &id) || id <= 0) {
+    throw NotFound(absl::StrCat("webhook ", text, " not found"));
+  }
+  return id;
+}
+
+namespace {
+
+int64_t QueryInteger(const RequestContext& ctx, const std::string& name,
+                     int64_t fallback, int64_t min, int64_t max) {
+  std::optional<std::string> text = ctx.Query(name);
+  if (!text) return fallback;
+  int64_t n = 0;
+  bool digits = !text->empty() && text->size() <= 19 &&
+                std::all_of(text->begin() + (text->front() == '-' ? 1 : 0),
+                            text->end(), absl::ascii_isdigit);
+  if (!digits || !absl::SimpleAtoi(*text, &n) || n < min || n > max) {
+    throw Validation(absl::StrCat(name, ": must be an integer ",
+                                  max == std::numeric_limits<int64_t>::max()
+                                      ? absl::StrCat("of at least ", min)
+                                      : absl::StrCat("from ", min, " to ", max),
+                                  " (got \"", *text, "\")"));
+  }
+  return n;
+}
+
+}  // namespace
+
+PageParams ParsePage(const RequestContext& ctx) {
+  PageParams p;
+  p.limit = QueryInteger(ctx, "limit", 20, 1, 100);
+  p.offset =
+      QueryInteger(ctx, "offset", 0, 0, std::numeric_limits<int64_t>::max());
+  return p;
+}
+
+std::optional<std::string> ParseChoice(
+    const RequestContext& ctx, const std::string& name,
+    const std::vector<std::string>& allowed) {
+  std::optional<std::string> v = ctx.Query(name);
+  if (v && std::find(allowed.begin(), allowed.end(), *v) == allowed.end()) {
+    throw Validation(absl::StrCat(name, ": must be one of ",
+                                  absl::StrJoin(allowed, ", "), " (got \"", *v,
+                                  "\")"));
+  }
+  return v;
+}
+
+std::string GenerateWebhookSecret() {
+  unsigned char bytes[24];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("getrandom failed");  // 500, logged
+    }
+    got += static_cast<size_t>(n);
+  }
+  return absl::StrCat(
+      "whsec_", absl::Base64Escape(absl::string_view(
+                    reinterpret_cast<const char*>(bytes), sizeof(bytes))));
+}
+
+}  // namespace pggitops::server

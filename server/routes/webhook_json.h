@@ -1,0 +1,73 @@
+// Input checking of the webhooks endpoints (CONTRACT section 10): the
+// webhook body of create/PUT/PATCH, path ids, list paging and the signing
+// secret. Everything here throws HttpError (422 naming the field, 404 for an
+// id that cannot name a resource) before anything touches the database.
+#ifndef PGGITOPS_SERVER_ROUTES_WEBHOOK_JSON_H_
+#define PGGITOPS_SERVER_ROUTES_WEBHOOK_JSON_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "server/http/request_context.h"
+
+namespace pggitops::server {
+
+// One column to write: `sql_value` is the SQL expression of the value with
+// "$" standing for its parameter placeholder (e.g. "$::integer").
+struct WebhookColumn {
+  std::string column;
+  std::string sql_value;
+  std::optional<std::string> param;  // nullopt writes NULL
+};
+
+// The fields a request named, validated, as the columns they set. A field
+// the request did not name is absent, so an UPDATE built from it changes
+// only what the client sent (the is_active trigger must not fire
+// otherwise).
+struct WebhookWrite {
+  std::vector<WebhookColumn> columns;
+  bool names(const std::string& column) const;
+};
+
+enum class WebhookBodyMode {
+  kCreate,  // name and url required; defaults for the rest
+  kUpdate,  // any subset (PUT and PATCH, CONTRACT section 10)
+};
+
+// Validates a webhook body (a JSON object). Throws 422 VALIDATION_ERROR
+// naming the first bad field ("retry_policy.max_retries: ...") for an
+// unknown or read-only field, a wrong type, a value out of range or (create)
+// a missing required field.
+WebhookWrite ParseWebhookBody(const nlohmann::json& body, WebhookBodyMode mode);
+
+// A path id: a positive bigint in decimal. Anything else cannot name a
+// webhook and throws 404 RESOURCE_NOT_FOUND.
+int64_t ParseWebhookId(const std::string& text);
+
+// limit (default 20, 1 to 100) and offset (default 0, not negative) of a
+// list request; 422 otherwise.
+struct PageParams {
+  int64_t limit = 20;
+  int64_t offset = 0;
+};
+PageParams ParsePage(const RequestContext& ctx);
+
+// An optional query parameter that must be one of `allowed` (422 naming
+// `name` otherwise); nullopt when absent.
+std::optional<std::string> ParseChoice(const RequestContext& ctx,
+                                       const std::string& name,
+                                       const std::vector<std::string>& allowed);
+
+// A JSON integer in [min, max], or 422 naming `field`.
+int64_t JsonInteger(const nlohmann::json& value, const std::string& field,
+                    int64_t min, int64_t max);
+
+// "whsec_" + base64 of 24 bytes from the kernel's CSPRNG (CONTRACT 10).
+std::string GenerateWebhookSecret();
+
+}  // namespace pggitops::server
+
+#endif  // PGGITOPS_SERVER_ROUTES_WEBHOOK_JSON_H_

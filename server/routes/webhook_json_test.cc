@@ -1,0 +1,125 @@
+// The webhook body checks without a database: what each field becomes, and
+// the 422 that names it.
+#include "server/routes/webhook_json.h"
+
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "doctest/doctest.h"
+#include "server/http/errors.h"
+
+namespace pggitops::server {
+namespace {
+
+using nlohmann::json;
+
+// The detail of the HttpError `body` raises, or "" when it is accepted.
+std::string Refusal(const json& body,
+                    WebhookBodyMode mode = WebhookBodyMode::kUpdate) {
+  try {
+    ParseWebhookBody(body, mode);
+    return "";
+  } catch (const HttpError& e) {
+    CHECK(e.status() == 422);
+    return e.what();
+  }
+}
+
+const WebhookColumn* Find(const WebhookWrite& w, const std::string& column) {
+  for (const WebhookColumn& c : w.columns) {
+    if (c.column == column) return &c;
+  }
+  return nullptr;
+}
+
+TEST_CASE("create needs name and url; update takes any subset") {
+  CHECK(Refusal(json::object(), WebhookBodyMode::kCreate) ==
+        "name: is required");
+  CHECK(Refusal({{"name", "n"}}, WebhookBodyMode::kCreate) ==
+        "url: is required");
+  CHECK(Refusal(json::object()).empty());
+  WebhookWrite w = ParseWebhookBody({{"retry_policy", {{"max_retries", 4}}}},
+                                    WebhookBodyMode::kUpdate);
+  REQUIRE(w.columns.size() == 1);
+  CHECK(w.columns[0].column == "max_retries");
+  CHECK(w.columns[0].param == "4");
+  CHECK_FALSE(w.names("is_active"));  // never SET unless sent
+}
+
+TEST_CASE("values become typed parameters") {
+  WebhookWrite w = ParseWebhookBody(
+      {{"name", "n"},
+       {"url", "HTTPS://user@example.com:8443/x?y#z"},
+       {"description", nullptr},
+       {"is_active", false},
+       {"filters",
+        {{"severities", {"INFO", "INFO", "CRITICAL"}},
+         {"operation_types", json::array()}}},
+       {"retry_policy", {{"backoff_base", 1.25}, {"max_backoff", 60}}},
+       {"timeout_seconds", 60},
+       {"ssl_verify", true}},
+      WebhookBodyMode::kCreate);
+  CHECK(Find(w, "description")->param == std::nullopt);
+  CHECK(Find(w, "is_active")->param == "false");
+  CHECK(Find(w, "filter_severities")->param == R"(["INFO","CRITICAL"])");
+  CHECK(Find(w, "filter_operation_types")->param == "[]");
+  CHECK(Find(w, "backoff_base")->param == "1.25");
+  CHECK(Find(w, "max_backoff")->param == "60");
+  CHECK(Find(w, "url")->param == "HTTPS://user@example.com:8443/x?y#z");
+}
+
+TEST_CASE("each bad field is named") {
+  CHECK(Refusal({{"name", std::string(256, 'a')}}).rfind("name:", 0) == 0);
+  // Characters, not bytes: 255 two-byte characters are fine.
+  std::string e_acute;
+  for (int i = 0; i < 255; ++i) e_acute += "\xc3\xa9";
+  CHECK(Refusal({{"name", e_acute}}).empty());
+  CHECK(Refusal({{"name", e_acute + "a"}}).rfind("name:", 0) == 0);
+  CHECK(Refusal({{"name", std::string("a\0b", 3)}}).rfind("name:", 0) == 0);
+  CHECK(Refusal({{"url", "ftp://x"}}).rfind("url:", 0) == 0);
+  CHECK(Refusal({{"url", "https://"}}).rfind("url:", 0) == 0);
+  CHECK(Refusal({{"url", "https://:80/x"}}).rfind("url:", 0) == 0);
+  CHECK(Refusal({{"url", "https://a\tb"}}).rfind("url:", 0) == 0);
+  CHECK(Refusal({{"timeout_seconds", true}}).rfind("timeout_seconds:", 0) == 0);
+  CHECK(Refusal({{"timeout_seconds", 18446744073709551615ULL}})
+            .rfind("timeout_seconds:", 0) == 0);
+  CHECK(Refusal({{"retry_policy", {{"backoff_base", "2"}}}})
+            .rfind("retry_policy.backoff_base:", 0) == 0);
+  CHECK(Refusal({{"retry_policy", {{"backoff_base", 10.5}}}})
+            .rfind("retry_policy.backoff_base:", 0) == 0);
+  CHECK(Refusal({{"filters", {{"severities", {"INFO", "info"}}}}})
+            .rfind("filters.severities[1]:", 0) == 0);
+  CHECK(Refusal({{"filters", {{"operation_types", {""}}}}})
+            .rfind("filters.operation_types[0]:", 0) == 0);
+  CHECK(Refusal({{"active", true}}).rfind("active: unknown field", 0) == 0);
+  CHECK(Refusal({{"secret", "whsec_x"}}) == "secret: is read-only");
+  CHECK(Refusal({{"health", json::object()}}) == "health: is read-only");
+}
+
+TEST_CASE("path ids: positive bigints only, else 404") {
+  CHECK(ParseWebhookId("42") == 42);
+  CHECK(ParseWebhookId("9223372036854775807") == 9223372036854775807LL);
+  for (const char* bad : {"", "0", "-1", "+1", "1.0", "abc", " 1", "1e3",
+                          "9223372036854775808", "00000000000000000001"}) {
+    CAPTURE(bad);
+    try {
+      ParseWebhookId(bad);
+      FAIL("accepted");
+    } catch (const HttpError& e) {
+      CHECK(e.status() == 404);
+    }
+  }
+}
+
+TEST_CASE("secrets: whsec_ and base64 of 24 random bytes") {
+  std::string a = GenerateWebhookSecret();
+  std::string b = GenerateWebhookSecret();
+  CHECK(a != b);
+  REQUIRE(a.rfind("whsec_", 0) == 0);
+  std::string raw;
+  REQUIRE(absl::Base64Unescape(a.substr(6), &raw));
+  CHECK(raw.size() == 24);
+}
+
+}  // namespace
+}  // namespace pggitops::server

@@ -1,0 +1,714 @@
+// The webhooks endpoints end to end: the real pggit-api binary against a
+// migrated database of the harness's PostgreSQL, with its Redis and real
+// webhook receivers on loopback. Success paths, every error code, bad input
+// that changes nothing, read-your-writes through the cache, fan-out after
+// PATCH, retry-pending, test sends and soft delete.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <pqxx/pqxx>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "doctest/doctest.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+#include "tests/harness/harness.h"
+
+namespace pggitops {
+namespace {
+
+using harness::Process;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// A webhook receiver on loopback: answers each path with the status set for
+// it (200 by default) and records what it received.
+class Receiver {
+ public:
+  struct Hit {
+    std::string path, body, webhook_id, signature;
+  };
+
+  Receiver() {
+    server_.Post(".*", [this](const httplib::Request& req,
+                              httplib::Response& res) {
+      std::lock_guard<std::mutex> l(mu_);
+      hits_.push_back({req.path, req.body, req.get_header_value("webhook-id"),
+                       req.get_header_value("webhook-signature")});
+      auto it = status_.find(req.path);
+      res.status = it == status_.end() ? 200 : it->second;
+      res.set_content("{\"ok\": true}", "application/json");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~Receiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  void SetStatus(const std::string& path, int status) {
+    std::lock_guard<std::mutex> l(mu_);
+    status_[path] = status;
+  }
+  std::vector<Hit> Hits(const std::string& path) {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<Hit> out;
+    for (const Hit& h : hits_) {
+      if (h.path == path) out.push_back(h);
+    }
+    return out;
+  }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::map<std::string, int> status_;
+  std::vector<Hit> hits_;
+};
+
+// Polls `done` every 20 ms until it is true or `timeout_ms` passed.
+bool WaitUntil(const std::function<bool()>& done, int timeout_ms = 10000) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+// One daemon and one receiver for the whole file (start-up is the slow
+// part); every test case works on webhooks of its own.
+struct Env {
+  std::string dsn;
+  int port = 0;
+  Receiver receiver;
+  std::unique_ptr<Process> daemon;
+
+  Env() {
+    dsn = harness::FreshDatabase("api_webhooks");
+    Process m({harness::BuildPath("server/pggit-api"), "migrate"},
+              {{"DATABASE_URL", dsn}});
+    REQUIRE(m.Wait(60000) == 0);
+    port = harness::FreePort();
+    daemon = std::make_unique<Process>(
+        std::vector<std::string>{harness::BuildPath("server/pggit-api"),
+                                 "serve"},
+        std::map<std::string, std::string>{
+            {"DATABASE_URL", dsn},
+            {"API_HOST", "127.0.0.1"},
+            {"API_PORT", std::to_string(port)},
+            {"REDIS_URL", harness::Get().redis_url},
+            {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
+            {"WEBHOOK_POLL_INTERVAL", "0.2"},
+            {"RATE_LIMIT_PER_MINUTE", "0"},
+            {"HEALTH_CACHE_SECONDS", "0"},
+            {"SHUTDOWN_GRACE_SECONDS", "0"},
+            {"API_LOG_LEVEL", "WARNING"}});
+    bool ready = WaitUntil(
+        [this] {
+          httplib::Client c("127.0.0.1", port);
+          c.set_connection_timeout(1, 0);
+          auto r = c.Get("/health/ready");
+          return r && r->status == 200;
+        },
+        30000);
+    REQUIRE_MESSAGE(ready, daemon->Output());
+  }
+  ~Env() {
+    daemon->Signal(SIGTERM);
+    daemon->Wait(30000);
+  }
+
+  httplib::Client Client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(30, 0);
+    return c;
+  }
+  // The first column of the first row of `sql`, as text ("" for NULL or no
+  // row).
+  std::string Sql(const std::string& sql) const {
+    pqxx::connection c(dsn);
+    pqxx::nontransaction tx(c);
+    pqxx::result r = tx.exec(sql);
+    if (r.empty() || r[0][0].is_null()) return "";
+    return r[0][0].c_str();
+  }
+};
+
+Env& E() {
+  static Env env;  // SIGTERMed at exit, before the harness stops services
+  return env;
+}
+
+struct Answer {
+  int status = -1;
+  json body;
+  httplib::Headers headers;
+  std::string header(const std::string& k) const {
+    auto it = headers.find(k);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+Answer Got(const httplib::Result& r) {
+  Answer a;
+  REQUIRE(r);
+  a.status = r->status;
+  a.headers = r->headers;
+  if (!r->body.empty()) a.body = json::parse(r->body, nullptr, false);
+  return a;
+}
+
+Answer Get(const std::string& path) { return Got(E().Client().Get(path)); }
+Answer Send(const std::string& method, const std::string& path,
+            const std::string& body) {
+  auto c = E().Client();
+  if (method == "POST") return Got(c.Post(path, body, "application/json"));
+  if (method == "PUT") return Got(c.Put(path, body, "application/json"));
+  if (method == "PATCH") return Got(c.Patch(path, body, "application/json"));
+  return Got(c.Delete(path));
+}
+
+// Creates a webhook (201 expected) and returns the answer's body.
+json Create(const json& body) {
+  Answer a = Send("POST", "/api/v1/webhooks", body.dump());
+  REQUIRE_MESSAGE(a.status == 201, a.body.dump());
+  return a.body;
+}
+
+std::string Path(const json& webhook, const std::string& suffix = "") {
+  return "/api/v1/webhooks/" + webhook["id"].dump() + suffix;
+}
+
+// Everything the API may write: the webhooks' configuration (not the
+// engine's statistics) and the delivery queue.
+std::string Snapshot() {
+  return E().Sql(
+             "SELECT coalesce(json_agg(t ORDER BY id), '[]')::text FROM"
+             " (SELECT id, name, url, description, is_active, status, secret,"
+             " filter_severities, filter_operation_types, max_retries,"
+             " backoff_base, max_backoff, timeout_seconds, ssl_verify,"
+             " breaker_state, updated_at, deleted_at FROM pggit.webhooks) t") +
+         E().Sql(
+             "SELECT coalesce(json_agg(t ORDER BY id), '[]')::text FROM"
+             " (SELECT id, delivery_status, attempt_count, next_attempt_at"
+             " FROM pggit.alert_delivery_queue) t");
+}
+
+std::string InsertAlert(const std::string& severity = "WARNING") {
+  return E().Sql(
+      "INSERT INTO pggit.alerts (operation_type, severity, message) VALUES"
+      " ('commit', '" +
+      severity + "', 'api test') RETURNING id");
+}
+
+std::string DeliveryStatus(const std::string& alert_id, const json& webhook) {
+  return E().Sql(
+      "SELECT delivery_status FROM pggit.alert_delivery_queue WHERE alert_id "
+      "= " +
+      alert_id + " AND webhook_id = " + webhook["id"].dump());
+}
+
+void CheckError(const Answer& a, int status, const std::string& code,
+                const std::string& names = "") {
+  CHECK_MESSAGE(a.status == status, a.body.dump());
+  CHECK(a.body["error_code"] == code);
+  CHECK(a.body["request_id"].is_string());
+  if (!names.empty()) {
+    CHECK_MESSAGE(
+        a.body["detail"].get<std::string>().find(names) != std::string::npos,
+        a.body["detail"]);
+  }
+}
+
+const std::set<std::string> kItemFields = {
+    "id",         "name",       "url",          "description",     "is_active",
+    "status",     "filters",    "retry_policy", "timeout_seconds", "ssl_verify",
+    "created_at", "updated_at", "last_used_at", "health"};
+
+std::set<std::string> Keys(const json& j) {
+  std::set<std::string> out;
+  for (const auto& [k, v] : j.items()) out.insert(k);
+  return out;
+}
+
+TEST_CASE("create, read, list, update and delete") {
+  const std::string hook = E().receiver.Url("/crud");
+  Answer before = Get("/api/v1/webhooks");
+  REQUIRE(before.status == 200);
+  CHECK(before.body["limit"] == 20);
+  CHECK(before.body["offset"] == 0);
+  const int64_t total = before.body["total"];
+
+  json made = Create({{"name", "crud"},
+                      {"url", hook},
+                      {"description", "ops channel"},
+                      {"filters", {{"severities", {"CRITICAL", "WARNING"}}}},
+                      {"retry_policy", {{"max_retries", 5}}},
+                      {"timeout_seconds", 10}});
+  // The secret is returned once, here, and is what the database holds.
+  const std::string secret = made["secret"];
+  CHECK(secret.rfind("whsec_", 0) == 0);
+  CHECK(secret.size() == 6 + 32);  // base64 of 24 bytes
+  CHECK(E().Sql("SELECT secret FROM pggit.webhooks WHERE id = " +
+                made["id"].dump()) == secret);
+  std::set<std::string> with_secret = kItemFields;
+  with_secret.insert("secret");
+  CHECK(Keys(made) == with_secret);
+  CHECK(made["status"] == "active");
+  CHECK(made["is_active"] == true);
+  CHECK(made["ssl_verify"] == true);
+  CHECK(made["filters"]["severities"] == json({"CRITICAL", "WARNING"}));
+  CHECK(made["filters"]["operation_types"] == json::array());
+  CHECK(made["retry_policy"] ==
+        json({{"max_retries", 5}, {"backoff_base", 2}, {"max_backoff", 3600}}));
+  CHECK(made["health"]["consecutive_failures"] == 0);
+  CHECK(made["health"]["success_rate"].is_null());
+  CHECK(made["last_used_at"].is_null());
+  CHECK(made["created_at"].get<std::string>().back() == 'Z');
+
+  // The Location names the new webhook; reading it gives the same item
+  // without the secret.
+  Answer one = Get(Path(made));
+  CHECK(one.status == 200);
+  json expected = made;
+  expected.erase("secret");
+  CHECK(one.body == expected);
+
+  // Read-your-writes: the list cached before the create shows it at once.
+  Answer after = Get("/api/v1/webhooks?limit=100");
+  REQUIRE(after.status == 200);
+  CHECK(after.body["total"] == total + 1);
+  bool listed = false;
+  for (const json& item : after.body["items"]) {
+    CHECK(Keys(item) == kItemFields);
+    if (item["id"] == made["id"]) listed = true;
+  }
+  CHECK(listed);
+  // Cached from now on (the database's own invalidation notice for the
+  // insert may still arrive once, hence the bounded retry).
+  CHECK(WaitUntil(
+      [] {
+        return Get("/api/v1/webhooks?limit=100").header("X-Cache") == "HIT";
+      },
+      5000));
+
+  // PATCH changes only what it names: a disabled webhook stays disabled
+  // when its description changes (is_active is not SET) ...
+  E().Sql("UPDATE pggit.webhooks SET status = 'disabled' WHERE id = " +
+          made["id"].dump());
+  Answer patched = Send("PATCH", Path(made),
+                        R"({"description": null, "ssl_verify": false})");
+  REQUIRE(patched.status == 200);
+  CHECK(patched.body["status"] == "disabled");
+  CHECK(patched.body["description"].is_null());
+  CHECK(patched.body["ssl_verify"] == false);
+  CHECK(patched.body["name"] == "crud");
+  // ... and sending is_active re-enables it.
+  patched = Send("PATCH", Path(made), R"({"is_active": true})");
+  CHECK(patched.body["status"] == "active");
+  // PUT takes a subset too (CONTRACT 10); nested objects change only the
+  // fields they name.
+  Answer put = Send("PUT", Path(made),
+                    R"({"retry_policy": {"backoff_base": 1.5},
+                        "filters": {"operation_types": ["merge"]}})");
+  REQUIRE(put.status == 200);
+  CHECK(
+      put.body["retry_policy"] ==
+      json({{"max_retries", 5}, {"backoff_base", 1.5}, {"max_backoff", 3600}}));
+  CHECK(put.body["filters"]["severities"] == json({"CRITICAL", "WARNING"}));
+  CHECK(put.body["filters"]["operation_types"] == json({"merge"}));
+  CHECK(Get(Path(made)).body == put.body);  // the item cache was invalidated
+  // An empty body changes nothing and answers the webhook.
+  CHECK(Send("PATCH", Path(made), "{}").body == put.body);
+
+  // Paging and the is_active filter.
+  json other =
+      Create({{"name", "crud-off"}, {"url", hook}, {"is_active", false}});
+  CHECK(other["status"] == "inactive");
+  Answer inactive = Get("/api/v1/webhooks?is_active=false&limit=100");
+  std::set<int64_t> ids;
+  for (const json& item : inactive.body["items"]) {
+    CHECK(item["is_active"] == false);
+    ids.insert(item["id"].get<int64_t>());
+  }
+  CHECK(ids.count(other["id"].get<int64_t>()) == 1);
+  CHECK(ids.count(made["id"].get<int64_t>()) == 0);
+  Answer page = Get("/api/v1/webhooks?limit=1&offset=1");
+  CHECK(page.body["limit"] == 1);
+  CHECK(page.body["offset"] == 1);
+  CHECK(page.body["items"].size() == 1);
+  CHECK(page.body["total"] == total + 2);
+  Answer beyond = Get("/api/v1/webhooks?offset=100000");
+  CHECK(beyond.body["items"] == json::array());
+  CHECK(beyond.body["total"] == total + 2);
+
+  // Delete: 204, then gone everywhere; the row stays, soft-deleted.
+  Answer del = Send("DELETE", Path(other), "");
+  CHECK(del.status == 204);
+  CheckError(Get(Path(other)), 404, "RESOURCE_NOT_FOUND");
+  CheckError(Send("DELETE", Path(other), ""), 404, "RESOURCE_NOT_FOUND");
+  CheckError(Send("PATCH", Path(other), R"({"name": "x"})"), 404,
+             "RESOURCE_NOT_FOUND");
+  CHECK(Get("/api/v1/webhooks?limit=100").body["total"] == total + 1);
+  CHECK(
+      E().Sql("SELECT deleted_at IS NOT NULL FROM pggit.webhooks WHERE id = " +
+              other["id"].dump()) == "t");
+  // Its name is free again.
+  json again = Create({{"name", "crud-off"}, {"url", hook}});
+  CHECK(again["id"] != other["id"]);
+}
+
+TEST_CASE("bad input: a clear 4xx and the database unchanged") {
+  const std::string hook = E().receiver.Url("/bad");
+  json a = Create({{"name", "bad-a"}, {"url", hook}});
+  json b = Create({{"name", "bad-b"}, {"url", hook}});
+  struct Case {
+    std::string method, path, body;
+    int status;
+    std::string names;
+  };
+  const std::string pa = Path(a);
+  // A valid create body with `fields` added.
+  auto Valid = [](const std::string& fields) {
+    return R"({"name": "n", "url": "http://x.example", )" + fields + "}";
+  };
+  std::vector<Case> cases = {
+      // create
+      {"POST", "/api/v1/webhooks", "{}", 422, "name"},
+      {"POST", "/api/v1/webhooks", R"({"name": "n"})", 422, "url"},
+      {"POST", "/api/v1/webhooks", R"({"url": "http://x.example"})", 422,
+       "name"},
+      {"POST", "/api/v1/webhooks", R"({"name": "", "url": "http://x.example"})",
+       422, "name"},
+      {"POST", "/api/v1/webhooks",
+       R"({"name": ")" + std::string(256, 'n') +
+           R"(", "url": "http://x.example"})",
+       422, "name"},
+      {"POST", "/api/v1/webhooks", R"({"name": 7, "url": "http://x.example"})",
+       422, "name"},
+      {"POST", "/api/v1/webhooks",
+       R"({"name": "a\u0000b", "url": "http://x.example"})", 422, "name"},
+      {"POST", "/api/v1/webhooks", R"({"name": "n", "url": "ftp://x.example"})",
+       422, "url"},
+      {"POST", "/api/v1/webhooks", R"({"name": "n", "url": "http://"})", 422,
+       "url"},
+      {"POST", "/api/v1/webhooks",
+       R"({"name": "n", "url": "http://x.example/a b"})", 422, "url"},
+      {"POST", "/api/v1/webhooks",
+       R"({"name": "n", "url": "http://x.example/)" + std::string(2048, 'p') +
+           R"("})",
+       422, "url"},
+      {"POST", "/api/v1/webhooks",
+       R"({"name": "bad-a", "url": ")" + hook + R"("})", 409, "name"},
+      {"POST", "/api/v1/webhooks", Valid(R"("active": true)"), 422, "active"},
+      {"POST", "/api/v1/webhooks", Valid(R"("secret": "whsec_x")"), 422,
+       "secret"},
+      {"POST", "/api/v1/webhooks", Valid(R"("is_active": "yes")"), 422,
+       "is_active"},
+      {"POST", "/api/v1/webhooks",
+       Valid(R"("description": ")" + std::string(1001, 'd') + R"(")"), 422,
+       "description"},
+      {"POST", "/api/v1/webhooks", Valid(R"("timeout_seconds": 0)"), 422,
+       "timeout_seconds"},
+      {"POST", "/api/v1/webhooks", Valid(R"("timeout_seconds": 61)"), 422,
+       "timeout_seconds"},
+      {"POST", "/api/v1/webhooks", Valid(R"("timeout_seconds": 1.5)"), 422,
+       "timeout_seconds"},
+      {"POST", "/api/v1/webhooks",
+       Valid(R"("retry_policy": {"max_retries": 21})"), 422,
+       "retry_policy.max_retries"},
+      {"POST", "/api/v1/webhooks",
+       Valid(R"("retry_policy": {"max_retries": -1})"), 422,
+       "retry_policy.max_retries"},
+      {"POST", "/api/v1/webhooks",
+       Valid(R"("retry_policy": {"backoff_base": 0.5})"), 422,
+       "retry_policy.backoff_base"},
+      {"POST", "/api/v1/webhooks",
+       Valid(R"("retry_policy": {"max_backoff": 86401})"), 422,
+       "retry_policy.max_backoff"},
+      {"POST", "/api/v1/webhooks", Valid(R"("retry_policy": {"retries": 1})"),
+       422, "retry_policy.retries"},
+      {"POST", "/api/v1/webhooks", Valid(R"("retry_policy": 3)"), 422,
+       "retry_policy"},
+      {"POST", "/api/v1/webhooks",
+       Valid(R"("filters": {"severities": ["LOW"]})"), 422,
+       "filters.severities[0]"},
+      {"POST", "/api/v1/webhooks",
+       Valid(R"("filters": {"severities": "INFO"})"), 422,
+       "filters.severities"},
+      {"POST", "/api/v1/webhooks",
+       Valid(R"("filters": {"operation_types": ["ok", 1]})"), 422,
+       "filters.operation_types[1]"},
+      {"POST", "/api/v1/webhooks", Valid(R"("filters": {"kinds": []})"), 422,
+       "filters.kinds"},
+      {"POST", "/api/v1/webhooks", R"({"name": "n", "url": )", 400, ""},
+      {"POST", "/api/v1/webhooks", R"(["name"])", 400, ""},
+      // PATCH and PUT
+      {"PATCH", pa, R"({"name": "bad-b"})", 409, "name"},
+      {"PUT", pa, R"({"name": "bad-b"})", 409, "name"},
+      {"PATCH", pa, R"({"url": "javascript:void"})", 422, "url"},
+      {"PATCH", pa, R"({"name": null})", 422, "name"},
+      {"PATCH", pa, R"({"is_active": false, "status": "inactive"})", 422,
+       "status"},
+      {"PATCH", pa, R"({"is_active": false, "enabled": false})", 422,
+       "enabled"},
+      {"PUT", pa, R"({"retry_policy": {"max_retries": 3, "backoff_base": 11}})",
+       422, "retry_policy.backoff_base"},
+      {"PUT", pa, R"({"ssl_verify": 1})", 422, "ssl_verify"},
+      {"PATCH", pa, "", 400, ""},
+      {"PATCH", "/api/v1/webhooks/999999999", R"({"name": "z"})", 404, ""},
+      {"PUT", "/api/v1/webhooks/abc", R"({"name": "z"})", 404, ""},
+      {"PATCH", "/api/v1/webhooks/-1", R"({"name": "z"})", 404, ""},
+      {"PATCH", "/api/v1/webhooks/0", R"({"name": "z"})", 404, ""},
+      {"PATCH", "/api/v1/webhooks/99999999999999999999", R"({"name": "z"})",
+       404, ""},
+      // DELETE, test, retry-pending
+      {"DELETE", "/api/v1/webhooks/999999999", "", 404, ""},
+      {"DELETE", "/api/v1/webhooks/1x", "", 404, ""},
+      {"POST", "/api/v1/webhooks/999999999/test", "", 404, ""},
+      {"POST", "/api/v1/webhooks/retry-pending", R"({"webhook_id": 999999999})",
+       404, ""},
+      {"POST", "/api/v1/webhooks/retry-pending", R"({"webhook_id": "1"})", 422,
+       "webhook_id"},
+      {"POST", "/api/v1/webhooks/retry-pending", R"({"webhook_id": 0})", 422,
+       "webhook_id"},
+      {"POST", "/api/v1/webhooks/retry-pending", R"({"id": 1})", 422, "id"},
+      {"POST", "/api/v1/webhooks/retry-pending", R"([1])", 400, ""},
+  };
+  const std::string before = Snapshot();
+  for (const Case& k : cases) {
+    CAPTURE(k.method);
+    CAPTURE(k.path);
+    CAPTURE(k.body);
+    Answer r = Send(k.method, k.path, k.body);
+    const char* code = k.status == 400   ? "MALFORMED_JSON"
+                       : k.status == 404 ? "RESOURCE_NOT_FOUND"
+                       : k.status == 409 ? "CONFLICT"
+                                         : "VALIDATION_ERROR";
+    CheckError(r, k.status, code, k.names);
+    CHECK(Snapshot() == before);
+  }
+  // A form body is refused by content type.
+  auto r = E().Client().Post("/api/v1/webhooks", "name=n&url=http://x",
+                             "application/x-www-form-urlencoded");
+  REQUIRE(r);
+  CHECK(r->status == 415);
+  CHECK(Snapshot() == before);
+
+  // Query parameters of the reads.
+  for (const char* path :
+       {"/api/v1/webhooks?limit=0", "/api/v1/webhooks?limit=101",
+        "/api/v1/webhooks?limit=ten", "/api/v1/webhooks?offset=-1",
+        "/api/v1/webhooks?is_active=yes",
+        "/api/v1/webhooks?limit=", "/api/v1/webhooks/1/deliveries?status=lost",
+        "/api/v1/webhooks/1/deliveries?limit=500"}) {
+    CAPTURE(path);
+    CheckError(Get(path), 422, "VALIDATION_ERROR");
+  }
+  for (const char* path :
+       {"/api/v1/webhooks/999999999", "/api/v1/webhooks/abc",
+        "/api/v1/webhooks/999999999/deliveries", "/api/v1/webhooks/1.5"}) {
+    CAPTURE(path);
+    CheckError(Get(path), 404, "RESOURCE_NOT_FOUND");
+  }
+  // A method the path does not have.
+  auto m = E().Client().Post(Path(a).c_str(), "{}", "application/json");
+  REQUIRE(m);
+  CHECK(m->status == 405);
+  CHECK(Send("DELETE", Path(b), "").status == 204);
+}
+
+TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
+  Receiver& rx = E().receiver;
+  rx.SetStatus("/flaky", 500);
+  json w = Create({{"name", "flaky"},
+                   {"url", rx.Url("/flaky")},
+                   {"retry_policy", {{"max_retries", 0}}},
+                   {"timeout_seconds", 5}});
+  const std::string alert = InsertAlert();
+  // One attempt (max_retries 0), answered 500: failed.
+  REQUIRE(WaitUntil([&] { return DeliveryStatus(alert, w) == "failed"; }));
+  Answer hist = Get(Path(w, "/deliveries"));
+  REQUIRE(hist.status == 200);
+  REQUIRE(hist.body["total"] == 1);
+  const json& d = hist.body["items"][0];
+  CHECK(Keys(d) == std::set<std::string>{
+                       "id", "alert_id", "webhook_id", "delivery_status",
+                       "attempt_count", "next_attempt_at", "last_http_status",
+                       "last_error", "created_at", "delivered_at", "attempts"});
+  CHECK(d["alert_id"].dump() == alert);
+  CHECK(d["delivery_status"] == "failed");
+  CHECK(d["last_http_status"] == 500);
+  REQUIRE(d["attempts"].size() == 1);
+  CHECK(Keys(d["attempts"][0]) ==
+        std::set<std::string>{"attempt", "started_at", "duration_ms",
+                              "http_status", "error"});
+  CHECK(d["attempts"][0]["attempt"] == 1);
+  CHECK(d["attempts"][0]["http_status"] == 500);
+  CHECK(Get(Path(w, "/deliveries?status=delivered")).body["total"] == 0);
+  CHECK(Get(Path(w, "/deliveries?status=failed")).body["total"] == 1);
+
+  // The receiver is fixed; retry-pending makes the failed delivery due.
+  rx.SetStatus("/flaky", 200);
+  Answer retried = Send("POST", "/api/v1/webhooks/retry-pending",
+                        json({{"webhook_id", w["id"]}}).dump());
+  REQUIRE(retried.status == 200);
+  CHECK(retried.body == json({{"retried", 1}}));
+  REQUIRE(WaitUntil([&] { return DeliveryStatus(alert, w) == "delivered"; }));
+  std::vector<Receiver::Hit> hits = rx.Hits("/flaky");
+  REQUIRE(hits.size() == 2);
+  CHECK(json::parse(hits[1].body)["type"] == "alert.created");
+  CHECK(hits[1].signature.rfind("v1,", 0) == 0);
+  CHECK(hits[0].webhook_id == hits[1].webhook_id);  // the same delivery
+  hist = Get(Path(w, "/deliveries?status=delivered"));
+  REQUIRE(hist.body["total"] == 1);
+  CHECK(hist.body["items"][0]["attempts"].size() == 2);
+  CHECK(hist.body["items"][0]["delivered_at"].is_string());
+  // As the guide sends it: no body, no Content-Type.
+  auto plain = E().Client().Post("/api/v1/webhooks/retry-pending");
+  REQUIRE(plain);
+  CHECK(plain->status == 200);
+  CHECK(json::parse(plain->body) == json({{"retried", 0}}));
+  // The webhook's health shows the failure and the success.
+  // (The engine records it in the webhook row; the row's change notice
+  // invalidates the cached item.)
+  json item;
+  CHECK(WaitUntil(
+      [&] {
+        item = Get(Path(w)).body;
+        return item["health"]["success_rate"] == 0.5;
+      },
+      5000));
+  CHECK(item["health"]["last_failure_at"].is_string());
+  CHECK(item["health"]["last_success_at"].is_string());
+  CHECK(item["health"]["consecutive_failures"] == 0);
+  CHECK(item["last_used_at"].is_string());
+
+  // Switched off: an alert inserted afterwards queues nothing for it.
+  Answer off = Send("PATCH", Path(w), R"({"is_active": false})");
+  REQUIRE(off.status == 200);
+  CHECK(off.body["status"] == "inactive");
+  CHECK(off.body["is_active"] == false);
+  const std::string later = InsertAlert();
+  CHECK(DeliveryStatus(later, w) == "");
+  // Switched on again: the next alert is delivered.
+  REQUIRE(Send("PATCH", Path(w), R"({"is_active": true})").status == 200);
+  const std::string third = InsertAlert();
+  CHECK(WaitUntil([&] { return DeliveryStatus(third, w) == "delivered"; }));
+}
+
+TEST_CASE("test send reports the receiver's status and time") {
+  Receiver& rx = E().receiver;
+  rx.SetStatus("/teapot", 418);
+  json ok = Create({{"name", "test-ok"}, {"url", rx.Url("/fine")}});
+  json teapot = Create({{"name", "test-teapot"}, {"url", rx.Url("/teapot")}});
+  Answer r = Send("POST", Path(ok, "/test"), "");
+  REQUIRE(r.status == 200);
+  CHECK(Keys(r.body) == std::set<std::string>{"success", "http_status",
+                                              "duration_ms", "error"});
+  CHECK(r.body["success"] == true);
+  CHECK(r.body["http_status"] == 200);
+  CHECK(r.body["duration_ms"].get<double>() >= 0);
+  CHECK(r.body["error"].is_null());
+  std::vector<Receiver::Hit> hits = rx.Hits("/fine");
+  REQUIRE(hits.size() == 1);
+  CHECK(json::parse(hits[0].body)["type"] == "webhook.test");
+
+  r = Send("POST", Path(teapot, "/test"), "");
+  REQUIRE(r.status == 200);
+  CHECK(r.body["success"] == false);
+  CHECK(r.body["http_status"] == 418);
+
+  // Nothing listens: no status, an error.
+  json dead = Create({{"name", "test-dead"},
+                      {"url", "http://127.0.0.1:" +
+                                  std::to_string(harness::FreePort()) + "/x"}});
+  r = Send("POST", Path(dead, "/test"), "");
+  REQUIRE(r.status == 200);
+  CHECK(r.body["success"] == false);
+  CHECK(r.body["http_status"].is_null());
+  CHECK(r.body["error"].is_string());
+  // Nothing was queued by the test sends.
+  CHECK(E().Sql("SELECT count(*) FROM pggit.alert_delivery_queue WHERE "
+                "webhook_id IN (" +
+                ok["id"].dump() + ", " + teapot["id"].dump() + ")") == "0");
+}
+
+TEST_CASE("delete cancels pending deliveries and keeps the history") {
+  Receiver& rx = E().receiver;
+  json w =
+      Create({{"name", "doomed"},
+              {"url", rx.Url("/doomed")},
+              {"retry_policy", {{"max_retries", 5}, {"backoff_base", 10}}}});
+  const std::string first = InsertAlert();
+  REQUIRE(WaitUntil([&] { return DeliveryStatus(first, w) == "delivered"; }));
+  // Failing now: the next delivery waits ~10 s for its retry.
+  rx.SetStatus("/doomed", 503);
+  const std::string second = InsertAlert();
+  REQUIRE(WaitUntil([&] {
+    return E().Sql(
+               "SELECT attempt_count FROM pggit.alert_delivery_queue "
+               "WHERE alert_id = " +
+               second + " AND delivery_status = 'pending'") == "1";
+  }));
+  CHECK(Send("DELETE", Path(w), "").status == 204);
+  CHECK(DeliveryStatus(second, w) == "cancelled");
+  CHECK(DeliveryStatus(first, w) == "delivered");
+  // The history stays readable.
+  Answer hist = Get(Path(w, "/deliveries"));
+  REQUIRE(hist.status == 200);
+  CHECK(hist.body["total"] == 2);
+  CHECK(hist.body["items"][0]["delivery_status"] == "cancelled");  // newest
+  CHECK(hist.body["items"][1]["delivery_status"] == "delivered");
+  // retry-pending does not revive deliveries of a deleted webhook.
+  CheckError(Send("POST", "/api/v1/webhooks/retry-pending",
+                  json({{"webhook_id", w["id"]}}).dump()),
+             404, "RESOURCE_NOT_FOUND");
+  CHECK(DeliveryStatus(second, w) == "cancelled");
+}
+
+TEST_CASE("cache warm loads the first page for real") {
+  json w = Create({{"name", "warmed"}, {"url", E().receiver.Url("/warm")}});
+  // The database's invalidation notice for the insert may land after a
+  // warm; warm until the first page is served from the cache (bounded).
+  Answer warm;
+  Answer first;
+  CHECK(WaitUntil(
+      [&] {
+        warm = Got(E().Client().Post("/api/v1/cache/warm"));
+        first = Get("/api/v1/webhooks");
+        return warm.status == 200 && first.header("X-Cache") == "HIT";
+      },
+      5000));
+  REQUIRE(warm.status == 200);
+  bool found = false;
+  for (const json& one : warm.body["warmers"]) {
+    if (one["name"] == "webhooks first page") {
+      found = true;
+      CHECK(one["status"] == "ok");
+      CHECK(one["entries"] == 1);
+    }
+  }
+  CHECK(found);
+  bool listed = false;
+  for (const json& item : first.body["items"]) listed |= item["id"] == w["id"];
+  CHECK(listed);
+  CHECK(first.body == Get("/api/v1/webhooks?limit=20&offset=0").body);
+}
+
+}  // namespace
+}  // namespace pggitops
