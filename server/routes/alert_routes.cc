@@ -96,6 +96,15 @@ const std::string& ByIdsSql() {
   return *sql;
 }
 
+// At most $2 alerts after $1 (a Last-Event-ID), oldest first.
+const std::string& AfterIdSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("SELECT ", AlertJsonSql(),
+                   " FROM pggit.alerts a WHERE a.id > $1::bigint "
+                   "ORDER BY a.id LIMIT $2::bigint"));
+  return *sql;
+}
+
 // $1 ids, $2 the new status, $3 the statuses it may be reached from.
 // Answers (changed rows, ids that name no alert).
 constexpr char kTransitionSql[] =
@@ -251,6 +260,13 @@ std::string ListKey(const ListQuery& q) {
 
 // The path parameter: an integer (else 422); ids that cannot exist are 404.
 int64_t ParseId(const std::string& text) {
+  if (text == "acknowledge" || text == "resolve") {
+    HttpError e(405, "METHOD_NOT_ALLOWED",
+                absl::StrCat("method GET is not allowed on /api/v1/alerts/",
+                             text, "; allowed: POST"));
+    e.headers.emplace_back("Allow", "POST");
+    throw e;
+  }
   int64_t id = 0;
   if (!absl::SimpleAtoi(text, &id)) {
     throw Validation(absl::StrCat("id: must be an integer alert id (got ",
@@ -450,6 +466,10 @@ void Transition(RequestContext& ctx, AppContext* app, const char* verb,
 // The stream
 // ---------------------------------------------------------------------------
 
+SseEvent AlertEvent(const json& alert) {
+  return {"alert", DumpJson(alert), absl::StrCat(alert["id"].get<int64_t>())};
+}
+
 // `pggit_alerts` payloads ({"id": N}) → one `alert` event per alert, in id
 // order. When the database cannot be read, the event carries the id alone
 // (the client can GET /api/v1/alerts/{id}).
@@ -477,9 +497,29 @@ std::vector<SseEvent> RenderAlertEvents(
     }
     return events;
   }
-  for (const json& a : *alerts) {
-    events.push_back(
-        {"alert", DumpJson(a), absl::StrCat(a["id"].get<int64_t>())});
+  for (const json& a : *alerts) events.push_back(AlertEvent(a));
+  return events;
+}
+
+// The alerts after a reconnecting client's Last-Event-ID (an alert id), at
+// most kMaxReplay of them, oldest first. Anything else in the header
+// replays nothing.
+constexpr int64_t kMaxReplay = 100;
+std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool,
+                                   const std::string& last_event_id) {
+  std::vector<SseEvent> events;
+  int64_t after = 0;
+  if (!absl::SimpleAtoi(last_event_id, &after) || after < 0) return events;
+  absl::StatusOr<QueryResult> r =
+      Run(pool, AfterIdSql(), {absl::StrCat(after), absl::StrCat(kMaxReplay)},
+          kStreamAcquireTimeout);
+  if (!r.ok()) {
+    Log::Warning("alert stream: replay not read",
+                 {{"error", std::string(r.status().message())}});
+    return events;
+  }
+  for (const auto& row : r->rows) {
+    events.push_back(AlertEvent(JsonCell(row.at(0))));
   }
   return events;
 }
@@ -544,6 +584,9 @@ struct AlertStream {
       return RenderAlertEvents(a->pool, payloads);
     };
     o.status = [this] { return RenderStatus(app, hub.get()); };
+    o.replay = [a](const std::string& last_event_id) {
+      return ReplayAlerts(a->pool, last_event_id);
+    };
     o.ending = [a] { return a->phase.load() == Phase::kDraining; };
     hub = std::make_unique<SseHub>(std::move(o));
     if (app->listener != nullptr) {

@@ -18,6 +18,9 @@ namespace {
 constexpr absl::Duration kPumpSlice = absl::Milliseconds(250);
 // Notifications kept for the hub thread at most; a burst beyond is dropped.
 constexpr size_t kMaxPending = 10000;
+// Notifications rendered (and published) at once, so a burst reaches the
+// streams in steps and never overruns the backlog in one go.
+constexpr size_t kRenderBatch = 256;
 
 std::chrono::microseconds Chrono(absl::Duration d) {
   return absl::ToChronoMicroseconds(std::max(d, absl::ZeroDuration()));
@@ -28,6 +31,7 @@ std::chrono::microseconds Chrono(absl::Duration d) {
 struct SseHub::Stream {
   uint64_t cursor = 0;        // seq of the next event to send
   std::string first_status;   // the newest status when the stream opened
+  std::string replayed;       // events missed before a reconnection
   bool greeted = false;       // the preamble was written
   absl::Time next_keepalive;  // when the next comment line is due
 };
@@ -97,6 +101,18 @@ void SseHub::Serve(RequestContext& ctx) {
     }
   }
   hub_cv_.notify_one();
+  // Registered first, replayed second: an alert committed in between comes
+  // twice rather than never (clients can tell by its id).
+  std::string last_id = ctx.req.get_header_value("Last-Event-ID");
+  if (!last_id.empty() && options_.replay) {
+    try {
+      for (const SseEvent& e : options_.replay(last_id)) {
+        stream->replayed += FormatSseEvent(e);
+      }
+    } catch (const std::exception& e) {
+      Log::Warning("alert stream: replay failed", {{"error", e.what()}});
+    }
+  }
   stream->next_keepalive = absl::Now() + options_.keepalive_interval;
   ctx.res.status = 200;
   ctx.res.set_header("Cache-Control", "no-cache");
@@ -127,6 +143,8 @@ bool SseHub::Pump(Stream& s,
     s.greeted = true;
     out = "retry: 3000\n: connected\n\n";
     out += s.first_status;
+    out += s.replayed;
+    s.replayed.clear();
   }
   bool stopping = false;
   {
@@ -141,7 +159,11 @@ bool SseHub::Pump(Stream& s,
     if (!backlog_.empty() && s.cursor < next_seq_) {
       // A stream that fell behind the backlog skips what was dropped.
       uint64_t first = backlog_.front().first;
-      s.cursor = std::max(s.cursor, first);
+      if (s.cursor < first) {
+        absl::StrAppend(&out, ": ", first - s.cursor,
+                        " events dropped: this stream fell behind\n\n");
+        s.cursor = first;
+      }
       for (size_t i = s.cursor - first; i < backlog_.size(); ++i) {
         out += backlog_[i].second;
       }
@@ -170,9 +192,12 @@ void SseHub::Publish(const std::vector<SseEvent>& events, bool is_status) {
     for (const SseEvent& e : events) {
       std::string text = FormatSseEvent(e);
       if (is_status) last_status_ = text;
+      backlog_bytes_ += text.size();
       backlog_.emplace_back(next_seq_++, std::move(text));
     }
-    while (backlog_.size() > std::max<size_t>(1, options_.backlog)) {
+    while (backlog_.size() > 1 && (backlog_.size() > options_.backlog ||
+                                   backlog_bytes_ > options_.backlog_bytes)) {
+      backlog_bytes_ -= backlog_.front().second.size();
       backlog_.pop_front();
     }
   }
@@ -200,7 +225,14 @@ void SseHub::Run() {
       continue;
     }
     std::vector<std::string> payloads;
-    payloads.swap(pending_);
+    if (pending_.size() <= kRenderBatch) {
+      payloads.swap(pending_);
+    } else {
+      auto end = pending_.begin() + kRenderBatch;
+      payloads.assign(std::make_move_iterator(pending_.begin()),
+                      std::make_move_iterator(end));
+      pending_.erase(pending_.begin(), end);
+    }
     bool render_status = status_due_;
     status_due_ = false;
     l.unlock();

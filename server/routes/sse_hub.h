@@ -59,8 +59,10 @@ struct SseHubOptions {
   absl::Duration status_interval = absl::Seconds(5);
   // How often each stream writes a comment line.
   absl::Duration keepalive_interval = absl::Seconds(15);
-  // Events kept for streams that fell behind; older ones are dropped.
-  size_t backlog = 1024;
+  // Events (and bytes of them) kept for streams that fell behind; older
+  // ones are dropped, and a stream that missed some is told so in a comment.
+  size_t backlog = 4096;
+  size_t backlog_bytes = 8 << 20;
   // Renders the events for the notification payloads received since the
   // last call (in arrival order). Runs on the hub thread; may query the
   // database. Required.
@@ -68,6 +70,10 @@ struct SseHubOptions {
       render;
   // Renders the status event. Runs on the hub thread. Required.
   std::function<SseEvent()> status;
+  // Events a reconnecting client missed, given its Last-Event-ID header;
+  // runs on the request's worker once the stream is registered (so nothing
+  // is missed, though an event may come twice). Optional.
+  std::function<std::vector<SseEvent>(const std::string& last_event_id)> replay;
   // True once streams must end (the daemon drains). Default: never.
   std::function<bool()> ending;
 };
@@ -106,6 +112,7 @@ class SseHub {
   std::condition_variable streams_cv_;  // new events, stop
   std::condition_variable hub_cv_;      // notifications, first stream, stop
   std::deque<std::pair<uint64_t, std::string>> backlog_;  // (seq, text)
+  size_t backlog_bytes_ = 0;
   uint64_t next_seq_ = 0;
   std::string last_status_;  // text of the newest status event
   std::vector<std::string> pending_;

@@ -362,6 +362,7 @@ TEST_CASE("alerts: bad input answers 4xx naming the problem, changes nothing") {
       {"GET", "/api/v1/alerts?sevrity=CRITICAL", "", "", 422, "sevrity"},
       {"GET", "/api/v1/alerts?limit=5&limit=6", "", "", 422, "limit"},
       {"GET", "/api/v1/alerts/abc", "", "", 422, "id"},
+      {"GET", "/api/v1/alerts/acknowledge", "", "", 405, "POST"},
       {"GET", "/api/v1/alerts/99999999", "", "", 404, "99999999"},
       {"GET", "/api/v1/alerts/-3", "", "", 404, "-3"},
       {"DELETE", "/api/v1/alerts/" + id, "", "", 405, "DELETE"},
@@ -397,12 +398,12 @@ struct Stream {
   std::atomic<int> status{0};
   std::thread thread;
 
-  explicit Stream(int port) {
-    thread = std::thread([this, port] {
+  explicit Stream(int port, httplib::Headers headers = {}) {
+    thread = std::thread([this, port, headers] {
       httplib::Client c("127.0.0.1", port);
       c.set_read_timeout(10, 0);
       auto r = c.Get(
-          "/api/v1/alerts/stream",
+          "/api/v1/alerts/stream", headers,
           [this](const httplib::Response& res) {
             status = res.status;
             return true;
@@ -436,6 +437,15 @@ struct Stream {
     return text;
   }
 };
+
+size_t Count(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = 0; (at = text.find(needle, at)) != std::string::npos;
+       at += needle.size()) {
+    ++n;
+  }
+  return n;
+}
 
 // The `data:` line of the `alert` event with id `id` ("" when absent).
 std::string AlertData(const std::string& text, int64_t id) {
@@ -498,6 +508,15 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
     CHECK(sql_event["id"] == sql_id);
   }
 
+  // A burst from one statement arrives whole, in id order.
+  std::string burst_last = d.Sql(
+      "WITH b AS (INSERT INTO pggit.alerts (operation_type, severity, message)"
+      " SELECT 'bulk', 'INFO', 'burst ' || g FROM generate_series(1, 600) g"
+      " RETURNING id) SELECT max(id) FROM b");
+  REQUIRE(s1->WaitFor("id: " + burst_last + "\n", 10000));
+  CHECK(Count(s1->Text(), "event: alert\n") == 602);
+  CHECK(s1->Text().find("dropped") == std::string::npos);
+
   // Status events repeat, carry the dashboard's figures; comments keep the
   // connection open.
   REQUIRE(s1->WaitFor(": keepalive\n", 3000));
@@ -521,16 +540,24 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   CHECK(status["cache"]["hit_rate"].is_number());
   CHECK(status["timestamp"].get<std::string>().back() == 'Z');
 
-  // A closed stream frees its slot.
+  // A closed stream frees its slot; a client reconnecting with
+  // Last-Event-ID gets what it missed (at most 100), oldest first.
   s2.reset();
   bool reopened = false;
   std::unique_ptr<Stream> s3;
   for (int k = 0; k < 50 && !reopened; ++k) {
-    s3 = std::make_unique<Stream>(d.port);
+    s3 = std::make_unique<Stream>(
+        d.port, httplib::Headers{{"Last-Event-ID", a["id"].dump()}});
     reopened = s3->WaitFor("event: system_status", 1000) && s3->status == 200;
     if (!reopened) s3.reset();
   }
   REQUIRE(reopened);
+  REQUIRE(s3->WaitFor("id: " + std::to_string(sql_id + 99) + "\n", 5000));
+  std::string replayed = s3->Text();
+  CHECK(Count(replayed, "event: alert\n") == 100);
+  CHECK(replayed.find("id: " + a["id"].dump() + "\n") == std::string::npos);
+  CHECK(replayed.find("id: " + std::to_string(sql_id) + "\n") <
+        replayed.find("id: " + std::to_string(sql_id + 1) + "\n"));
 
   // SIGTERM with two streams open: they end, the daemon exits 0 in time.
   auto start = Clock::now();
