@@ -5,7 +5,7 @@
 // Producers insert alerts; an AFTER INSERT trigger on `alerts` writes one
 // `alert_delivery_queue` row per matching active webhook and sends NOTIFY
 // pggit_deliveries, in the inserting transaction. EnqueueAlert() below is the
-// std/Abseil way to insert one; "pggitops/delivery_pqxx.h" takes the caller's
+// std/Abseil way to insert one; "pggitops/pqxx.h" takes the caller's
 // own libpqxx transaction; any SQL producer may simply INSERT INTO alerts.
 //
 // A DeliveryEngine takes due rows and delivers them, at least once:

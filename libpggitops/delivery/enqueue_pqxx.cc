@@ -1,7 +1,6 @@
-// EnqueueAlert over the caller's libpqxx transaction (delivery_pqxx.h).
+// EnqueueAlert over the caller's libpqxx transaction (pggitops/pqxx.h).
 #include <string>
 
-#include "pggitops/delivery_pqxx.h"
 #include "pggitops/pqxx.h"
 
 namespace pggitops {
