@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "pggitops/log.h"
@@ -88,20 +89,23 @@ const std::string& ListSql() {
   return *sql;
 }
 
+// The alerts `a` that `where` selects, as JSON, in id order.
+std::string AlertsWhereSql(absl::string_view where) {
+  return absl::StrCat("SELECT ", AlertJsonSql(), " FROM pggit.alerts a WHERE ",
+                      where, " ORDER BY a.id");
+}
+
+// $1: ids.
 const std::string& ByIdsSql() {
-  static const std::string* sql = new std::string(
-      absl::StrCat("SELECT ", AlertJsonSql(),
-                   " FROM pggit.alerts a WHERE a.id = ANY($1::bigint[]) "
-                   "ORDER BY a.id"));
+  static const std::string* sql =
+      new std::string(AlertsWhereSql("a.id = ANY($1::bigint[])"));
   return *sql;
 }
 
 // At most $2 alerts after $1 (a Last-Event-ID), oldest first.
 const std::string& AfterIdSql() {
   static const std::string* sql = new std::string(
-      absl::StrCat("SELECT ", AlertJsonSql(),
-                   " FROM pggit.alerts a WHERE a.id > $1::bigint "
-                   "ORDER BY a.id LIMIT $2::bigint"));
+      AlertsWhereSql("a.id > $1::bigint") + " LIMIT $2::bigint");
   return *sql;
 }
 
@@ -165,6 +169,42 @@ std::string Quoted(const std::string& s) {
   return absl::StrCat("\"", s.substr(0, 64), s.size() > 64 ? "..." : "", "\"");
 }
 
+// Well-formed UTF-8 without NUL (query values arrive percent-decoded, so
+// they may hold any byte; PostgreSQL refuses the rest).
+bool IsCleanUtf8(const std::string& s) {
+  static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t extra = 0;
+    if (c == 0) {
+      return false;
+    } else if (c < 0x80) {
+      extra = 0;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= extra) return false;
+    uint32_t cp = c & (0x7F >> extra);
+    for (size_t k = 1; k <= extra; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (extra > 0 &&
+        (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) {
+      return false;
+    }
+    i += 1 + extra;
+  }
+  return true;
+}
+
 size_t Utf8Chars(const std::string& s) {
   size_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;
@@ -214,6 +254,9 @@ ListQuery ParseListQuery(const httplib::Request& req) {
     } else if (name == "severity") {
       q.severity = OneOf(name, value, kSeverities);
     } else if (name == "operation_type") {
+      if (!IsCleanUtf8(value)) {
+        throw Validation("operation_type: must be UTF-8 text without NUL");
+      }
       if (value.empty() || Utf8Chars(value) > 255) {
         throw Validation("operation_type: must be 1 to 255 characters");
       }

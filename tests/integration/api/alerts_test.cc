@@ -149,6 +149,8 @@ TEST_CASE(
   CHECK(list["items"][0]["id"] == i["id"]);
   list = Body(c.Get("/api/v1/alerts?operation_type=nothing"));
   CHECK(list["total"] == 0);
+  list = Body(c.Get("/api/v1/alerts?operation_type=sch%C3%A9ma"));
+  CHECK(list["total"] == 0);
   CHECK(list["items"] == json::array());
   list = Body(c.Get("/api/v1/alerts?status=pending"));
   CHECK(list["total"] == 4);
@@ -360,6 +362,10 @@ TEST_CASE("alerts: bad input answers 4xx naming the problem, changes nothing") {
       {"GET", "/api/v1/alerts?status=open", "", "", 422, "status"},
       {"GET", "/api/v1/alerts?operation_type=", "", "", 422, "operation_type"},
       {"GET", "/api/v1/alerts?sevrity=CRITICAL", "", "", 422, "sevrity"},
+      {"GET", "/api/v1/alerts?operation_type=%FF", "", "", 422,
+       "operation_type"},
+      {"GET", "/api/v1/alerts?operation_type=a%00b", "", "", 422,
+       "operation_type"},
       {"GET", "/api/v1/alerts?limit=5&limit=6", "", "", 422, "limit"},
       {"GET", "/api/v1/alerts/abc", "", "", 422, "id"},
       {"GET", "/api/v1/alerts/acknowledge", "", "", 405, "POST"},
