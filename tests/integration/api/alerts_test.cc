@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <pqxx/pqxx>
 #include <string>
@@ -393,6 +394,55 @@ TEST_CASE("alerts: bad input answers 4xx naming the problem, changes nothing") {
   // The daemon is still well.
   CHECK(c.Get("/health")->status == 200);
   CHECK(Body(c.Get("/api/v1/alerts"))["total"] == 1);
+}
+
+TEST_CASE(
+    "alerts: a database that does not answer is 503, and nothing is "
+    "written") {
+  // One connection; a statement waits at most 2 s, a checkout 0.5 s.
+  Daemon d("api_alerts_503", {{"DATABASE_POOL_SIZE", "1"},
+                              {"DATABASE_POOL_MAX_OVERFLOW", "0"},
+                              {"DATABASE_POOL_TIMEOUT", "0.5"},
+                              {"DATABASE_STATEMENT_TIMEOUT", "2"},
+                              {"WEBHOOK_POLL_INTERVAL", "3600"}});
+  auto c = d.Client();
+  CreateAlert(c, {{"operation_type", "commit"},
+                  {"severity", "INFO"},
+                  {"message", "before"}});
+  const std::string before = Snapshot(d);
+  const std::string admin = harness::Get().admin_dsn;
+  Process locker({"psql", admin.substr(0, admin.rfind('/')) + "/" + d.db, "-c",
+                  "BEGIN; LOCK TABLE pggit.alerts IN ACCESS EXCLUSIVE MODE; "
+                  "SELECT pg_sleep(4); COMMIT;"});
+  bool locked = false;
+  for (int i = 0; i < 200 && !locked; ++i) {
+    locked = d.Sql(
+                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                 "c.oid = l.relation WHERE c.relname = 'alerts' AND "
+                 "l.mode = 'AccessExclusiveLock' AND l.granted") == "1";
+    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  REQUIRE(locked);
+  // The write holds the only connection until its statement times out.
+  auto write = std::async(std::launch::async, [&d] {
+    auto wc = d.Client();
+    return PostJson(wc, "/api/v1/alerts",
+                    {{"operation_type", "commit"},
+                     {"severity", "INFO"},
+                     {"message", "during"}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto read = c.Get("/api/v1/alerts?limit=7");
+  CheckErrorBody(read, 503, "pool");
+  CHECK(Body(read)["error_code"] == "POOL_TIMEOUT");
+  CHECK(read->get_header_value("Retry-After") == "1");
+  auto written = write.get();
+  CheckErrorBody(written, 503, "");
+  CHECK(Body(written)["error_code"] == "SERVICE_UNAVAILABLE");
+  CHECK(locker.Wait(15000) == 0);
+  CHECK(Snapshot(d) == before);
+  // Served again once the database answers.
+  CHECK(Body(c.Get("/api/v1/alerts?limit=7"))["total"] == 1);
 }
 
 // An open event stream, read on its own thread.
