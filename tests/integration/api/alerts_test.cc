@@ -551,7 +551,8 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
     tx.commit();
   }
   for (Stream* s : {s1.get(), s2.get()}) {
-    REQUIRE(s->WaitFor("id: " + std::to_string(sql_id) + "\n", 5000));
+    REQUIRE_MESSAGE(s->WaitFor("id: " + std::to_string(sql_id) + "\n", 5000),
+                    (s->Text() + d.process->Output()));
     std::string text = s->Text();
     json http_event = json::parse(AlertData(text, a["id"].get<int64_t>()));
     CHECK(http_event["message"] == "over http");
@@ -572,6 +573,38 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   REQUIRE(s1->WaitFor("id: " + burst_last + "\n", 10000));
   CHECK(Count(s1->Text(), "event: alert\n") == 602);
   CHECK(s1->Text().find("dropped") == std::string::npos);
+
+  // An alert committed while the daemon's LISTEN session is away (its
+  // backend terminated, as the guide's "kill idle connections" step does,
+  // and kept from reconnecting) reaches the streams once it is back.
+  {
+    pqxx::connection producer(d.dsn);  // opened while connections are allowed
+    auto admin = [&](const std::string& sql) {
+      return harness::AdminQuery("postgres", sql);
+    };
+    const std::string listener = "FROM pg_stat_activity WHERE datname = '" +
+                                 d.db +
+                                 "' AND application_name = 'pggitops-listener'";
+    admin("ALTER DATABASE " + d.db + " WITH ALLOW_CONNECTIONS false");
+    admin("SELECT pg_terminate_backend(pid) " + listener);
+    bool away = false;
+    for (int k = 0; k < 200 && !away; ++k) {
+      away = admin("SELECT count(*) " + listener) == "0";
+      if (!away) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    pqxx::work tx(producer);
+    int64_t away_id =
+        tx.exec1(
+              "INSERT INTO alerts (operation_type, severity, message) "
+              "VALUES ('commit', 'WARNING', 'while away') RETURNING id")[0]
+            .as<int64_t>();
+    tx.commit();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    admin("ALTER DATABASE " + d.db + " WITH ALLOW_CONNECTIONS true");
+    REQUIRE(away);
+    REQUIRE(s1->WaitFor("id: " + std::to_string(away_id) + "\n", 10000));
+    CHECK(s1->Text().find("while away") != std::string::npos);
+  }
 
   // Status events repeat, carry the dashboard's figures; comments keep the
   // connection open.
