@@ -515,7 +515,8 @@ std::string AlertData(const std::string& text, int64_t id) {
 TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   Daemon d("api_alerts_stream", {{"SSE_MAX_STREAMS", "2"},
                                  {"SSE_STATUS_INTERVAL", "0.3"},
-                                 {"SSE_KEEPALIVE_INTERVAL", "0.5"}});
+                                 {"SSE_KEEPALIVE_INTERVAL", "0.5"},
+                                 {"SHUTDOWN_GRACE_SECONDS", "1.5"}});
   auto c = d.Client();
   auto s1 = std::make_unique<Stream>(d.port);
   auto s2 = std::make_unique<Stream>(d.port);
@@ -648,20 +649,27 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   CHECK(replayed.find("id: " + std::to_string(sql_id) + "\n") <
         replayed.find("id: " + std::to_string(sql_id + 1) + "\n"));
 
-  // SIGTERM with two streams open: they end, the daemon exits 0 in time.
+  // SIGTERM with two streams open: they end at once (while the listener
+  // stays open for the grace period, new streams are refused), and the
+  // daemon exits 0 in time.
   auto start = Clock::now();
   d.process->Signal(SIGTERM);
+  for (Stream* s : {s1.get(), s3.get()}) {
+    while (!s->ended.load() && Clock::now() - start < std::chrono::seconds(5)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(s->ended.load());
+    CHECK(s->Text().find(": server shutting down") != std::string::npos);
+  }
+  CHECK(Clock::now() - start < std::chrono::milliseconds(1500));
+  auto late = c.Get("/api/v1/alerts/stream");
+  if (late) {  // still within the grace period
+    CHECK(late->status == 503);
+    CHECK(late->body.find("shutting down") != std::string::npos);
+  }
   CHECK(d.process->Wait(10000) == 0);
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   CHECK(secs < 5.0);
-  for (Stream* s : {s1.get(), s3.get()}) {
-    bool ended = false;
-    for (int k = 0; k < 100 && !(ended = s->ended.load()); ++k) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    CHECK(ended);
-    CHECK(s->Text().find(": server shutting down") != std::string::npos);
-  }
   CHECK(d.process->Output().find("\"message\":\"stopped\"") !=
         std::string::npos);
 }
