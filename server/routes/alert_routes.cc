@@ -247,6 +247,12 @@ const std::vector<std::string> kSeverities = {"INFO", "WARNING", "CRITICAL"};
 ListQuery ParseListQuery(const httplib::Request& req) {
   ListQuery q;
   for (const auto& [name, value] : req.params) {
+    if (name != "status" && name != "severity" && name != "operation_type" &&
+        name != "limit" && name != "offset") {
+      throw Validation(absl::StrCat(
+          "unknown query parameter ", Quoted(name),
+          ": expected status, severity, operation_type, limit or offset"));
+    }
     if (req.get_param_value_count(name.c_str()) > 1) {
       throw Validation(absl::StrCat(name, ": given more than once"));
     }
@@ -265,13 +271,9 @@ ListQuery ParseListQuery(const httplib::Request& req) {
     } else if (name == "limit") {
       q.limit = IntParam(name, value, 1, kMaxLimit,
                          absl::StrCat("an integer from 1 to ", kMaxLimit));
-    } else if (name == "offset") {
+    } else {  // offset
       q.offset = IntParam(name, value, 0, std::numeric_limits<int64_t>::max(),
                           "an integer of at least 0");
-    } else {
-      throw Validation(absl::StrCat(
-          "unknown query parameter '", name,
-          "': expected status, severity, operation_type, limit or offset"));
     }
   }
   return q;
