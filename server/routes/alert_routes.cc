@@ -1,6 +1,7 @@
 #include "server/routes/alert_routes.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -14,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "pggitops/log.h"
@@ -88,20 +90,23 @@ const std::string& ListSql() {
   return *sql;
 }
 
+// The alerts `a` that `where` selects, as JSON, in id order.
+std::string AlertsWhereSql(absl::string_view where) {
+  return absl::StrCat("SELECT ", AlertJsonSql(), " FROM pggit.alerts a WHERE ",
+                      where, " ORDER BY a.id");
+}
+
+// $1: ids.
 const std::string& ByIdsSql() {
-  static const std::string* sql = new std::string(
-      absl::StrCat("SELECT ", AlertJsonSql(),
-                   " FROM pggit.alerts a WHERE a.id = ANY($1::bigint[]) "
-                   "ORDER BY a.id"));
+  static const std::string* sql =
+      new std::string(AlertsWhereSql("a.id = ANY($1::bigint[])"));
   return *sql;
 }
 
 // At most $2 alerts after $1 (a Last-Event-ID), oldest first.
 const std::string& AfterIdSql() {
   static const std::string* sql = new std::string(
-      absl::StrCat("SELECT ", AlertJsonSql(),
-                   " FROM pggit.alerts a WHERE a.id > $1::bigint "
-                   "ORDER BY a.id LIMIT $2::bigint"));
+      AlertsWhereSql("a.id > $1::bigint") + " LIMIT $2::bigint");
   return *sql;
 }
 
@@ -165,6 +170,42 @@ std::string Quoted(const std::string& s) {
   return absl::StrCat("\"", s.substr(0, 64), s.size() > 64 ? "..." : "", "\"");
 }
 
+// Well-formed UTF-8 without NUL (query values arrive percent-decoded, so
+// they may hold any byte; PostgreSQL refuses the rest).
+bool IsCleanUtf8(const std::string& s) {
+  static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t extra = 0;
+    if (c == 0) {
+      return false;
+    } else if (c < 0x80) {
+      extra = 0;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= extra) return false;
+    uint32_t cp = c & (0x7F >> extra);
+    for (size_t k = 1; k <= extra; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (extra > 0 &&
+        (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) {
+      return false;
+    }
+    i += 1 + extra;
+  }
+  return true;
+}
+
 size_t Utf8Chars(const std::string& s) {
   size_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;
@@ -206,6 +247,12 @@ const std::vector<std::string> kSeverities = {"INFO", "WARNING", "CRITICAL"};
 ListQuery ParseListQuery(const httplib::Request& req) {
   ListQuery q;
   for (const auto& [name, value] : req.params) {
+    if (name != "status" && name != "severity" && name != "operation_type" &&
+        name != "limit" && name != "offset") {
+      throw Validation(absl::StrCat(
+          "unknown query parameter ", Quoted(name),
+          ": expected status, severity, operation_type, limit or offset"));
+    }
     if (req.get_param_value_count(name.c_str()) > 1) {
       throw Validation(absl::StrCat(name, ": given more than once"));
     }
@@ -214,6 +261,9 @@ ListQuery ParseListQuery(const httplib::Request& req) {
     } else if (name == "severity") {
       q.severity = OneOf(name, value, kSeverities);
     } else if (name == "operation_type") {
+      if (!IsCleanUtf8(value)) {
+        throw Validation("operation_type: must be UTF-8 text without NUL");
+      }
       if (value.empty() || Utf8Chars(value) > 255) {
         throw Validation("operation_type: must be 1 to 255 characters");
       }
@@ -221,13 +271,9 @@ ListQuery ParseListQuery(const httplib::Request& req) {
     } else if (name == "limit") {
       q.limit = IntParam(name, value, 1, kMaxLimit,
                          absl::StrCat("an integer from 1 to ", kMaxLimit));
-    } else if (name == "offset") {
+    } else {  // offset
       q.offset = IntParam(name, value, 0, std::numeric_limits<int64_t>::max(),
                           "an integer of at least 0");
-    } else {
-      throw Validation(absl::StrCat(
-          "unknown query parameter '", name,
-          "': expected status, severity, operation_type, limit or offset"));
     }
   }
   return q;
@@ -470,57 +516,92 @@ SseEvent AlertEvent(const json& alert) {
   return {"alert", DumpJson(alert), absl::StrCat(alert["id"].get<int64_t>())};
 }
 
-// `pggit_alerts` payloads ({"id": N}) → one `alert` event per alert, in id
-// order. When the database cannot be read, the event carries the id alone
-// (the client can GET /api/v1/alerts/{id}).
+// At most kMaxReplay alerts with an id above `after`, oldest first.
+constexpr int64_t kMaxReplay = 100;
+absl::StatusOr<std::vector<json>> AlertsAfter(ConnectionPool* pool,
+                                              int64_t after) {
+  absl::StatusOr<QueryResult> r =
+      Run(pool, AfterIdSql(), {absl::StrCat(after), absl::StrCat(kMaxReplay)},
+          kStreamAcquireTimeout);
+  if (!r.ok()) return r.status();
+  std::vector<json> out;
+  for (const auto& row : r->rows) out.push_back(JsonCell(row.at(0)));
+  return out;
+}
+
+// The hub's payloads → one `alert` event per alert, in id order, each once:
+//   {"id": N}     a `pggit_alerts` notification (the alerts_fan_out trigger);
+//   {"after": N}  the listener reconnected: alerts above N may have been
+//                 missed while it was away (at most kMaxReplay are sent).
+// When the database cannot be read, a notified alert's event carries its id
+// alone (the client can GET /api/v1/alerts/{id}). *last_id is raised to the
+// highest id sent.
 std::vector<SseEvent> RenderAlertEvents(
-    ConnectionPool* pool, const std::vector<std::string>& payloads) {
+    ConnectionPool* pool, const std::vector<std::string>& payloads,
+    std::atomic<int64_t>* last_id) {
   std::vector<int64_t> ids;
+  std::optional<int64_t> after;
   for (const std::string& p : payloads) {
     json j = json::parse(p, nullptr, /*allow_exceptions=*/false);
     if (j.is_object() && j.contains("id") && j["id"].is_number_integer()) {
       ids.push_back(j["id"].get<int64_t>());
+    } else if (j.is_object() && j.contains("after") &&
+               j["after"].is_number_integer()) {
+      after = std::min(after.value_or(j["after"]), j["after"].get<int64_t>());
     } else {
       Log::Warning("alert stream: ignored notification", {{"payload", p}});
     }
   }
-  std::vector<SseEvent> events;
-  if (ids.empty()) return events;
-  absl::StatusOr<std::vector<json>> alerts =
-      AlertsByIds(pool, ids, kStreamAcquireTimeout);
-  if (!alerts.ok()) {
-    Log::Warning("alert stream: alerts not read; sending ids only",
-                 {{"error", std::string(alerts.status().message())}});
-    std::sort(ids.begin(), ids.end());
-    for (int64_t id : ids) {
-      events.push_back({"alert", DumpJson({{"id", id}}), absl::StrCat(id)});
+  std::map<int64_t, json> alerts;
+  if (after.has_value()) {
+    absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, *after);
+    if (!missed.ok()) {
+      Log::Warning("alert stream: missed alerts not read",
+                   {{"error", std::string(missed.status().message())}});
     }
-    return events;
+    for (json& a : missed.value_or(std::vector<json>{})) {
+      const int64_t id = a["id"].get<int64_t>();
+      alerts[id] = std::move(a);
+    }
   }
-  for (const json& a : *alerts) events.push_back(AlertEvent(a));
+  if (!ids.empty()) {
+    absl::StatusOr<std::vector<json>> found =
+        AlertsByIds(pool, ids, kStreamAcquireTimeout);
+    if (!found.ok()) {
+      Log::Warning("alert stream: alerts not read; sending ids only",
+                   {{"error", std::string(found.status().message())}});
+      for (int64_t id : ids) alerts.emplace(id, json{{"id", id}});
+    }
+    for (json& a : found.value_or(std::vector<json>{})) {
+      const int64_t id = a["id"].get<int64_t>();
+      alerts[id] = std::move(a);
+    }
+  }
+  std::vector<SseEvent> events;
+  for (const auto& [id, a] : alerts) {
+    events.push_back(AlertEvent(a));
+    int64_t seen = last_id->load();
+    while (id > seen && !last_id->compare_exchange_weak(seen, id)) {
+    }
+  }
   return events;
 }
 
 // The alerts after a reconnecting client's Last-Event-ID (an alert id), at
 // most kMaxReplay of them, oldest first. Anything else in the header
 // replays nothing.
-constexpr int64_t kMaxReplay = 100;
 std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool,
                                    const std::string& last_event_id) {
   std::vector<SseEvent> events;
   int64_t after = 0;
   if (!absl::SimpleAtoi(last_event_id, &after) || after < 0) return events;
-  absl::StatusOr<QueryResult> r =
-      Run(pool, AfterIdSql(), {absl::StrCat(after), absl::StrCat(kMaxReplay)},
-          kStreamAcquireTimeout);
-  if (!r.ok()) {
+  absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, after);
+  if (!missed.ok()) {
     Log::Warning("alert stream: replay not read",
-                 {{"error", std::string(r.status().message())}});
+                 {{"error", std::string(missed.status().message())}});
     return events;
   }
-  for (const auto& row : r->rows) {
-    events.push_back(AlertEvent(JsonCell(row.at(0))));
-  }
+  for (const json& a : *missed) events.push_back(AlertEvent(a));
   return events;
 }
 
@@ -574,14 +655,17 @@ struct AlertStream {
   AppContext* app = nullptr;
   std::unique_ptr<SseHub> hub;
   int subscription = -1;
+  int reconnect_callback = -1;
+  // The highest alert id the streams were sent (0: none yet).
+  std::atomic<int64_t> last_id{0};
 
   explicit AlertStream(AppContext* a) : app(a) {
     SseHubOptions o;
     o.max_streams = app->config->sse_max_streams;
     o.status_interval = app->config->sse_status_interval;
     o.keepalive_interval = app->config->sse_keepalive_interval;
-    o.render = [a](std::vector<std::string> payloads) {
-      return RenderAlertEvents(a->pool, payloads);
+    o.render = [this](std::vector<std::string> payloads) {
+      return RenderAlertEvents(app->pool, payloads, &last_id);
     };
     o.status = [this] { return RenderStatus(app, hub.get()); };
     o.replay = [a](const std::string& last_event_id) {
@@ -599,11 +683,20 @@ struct AlertStream {
         Log::Error("alert stream: cannot subscribe to pggit_alerts",
                    {{"error", std::string(id.status().message())}});
       }
+      // Notifications sent while the listener was away are lost: look for
+      // alerts above the last one sent (dropped when no stream is open).
+      reconnect_callback = app->listener->AddReconnectCallback([this] {
+        int64_t after = last_id.load();
+        if (after > 0) hub->Notify(absl::StrCat("{\"after\":", after, "}"));
+      });
     }
   }
   ~AlertStream() {
     // No notification reaches the hub once it is gone.
     if (subscription >= 0) app->listener->Unsubscribe(subscription);
+    if (reconnect_callback >= 0) {
+      app->listener->RemoveReconnectCallback(reconnect_callback);
+    }
     hub.reset();
   }
 };

@@ -1,4 +1,5 @@
-// The alerts endpoints of CONTRACT section 5 (see docs/api.md).
+// The alerts endpoints of CONTRACT section 5, including the event stream
+// (see docs/api/alerts.md).
 #ifndef PGGITOPS_SERVER_ROUTES_ALERT_ROUTES_H_
 #define PGGITOPS_SERVER_ROUTES_ALERT_ROUTES_H_
 
@@ -7,7 +8,8 @@
 
 namespace pggitops::server {
 
-// Adds the routes, and registers their cache warmers with app->cache.
+// Adds the routes, registers the "alerts first page" cache warmer with
+// app->cache and subscribes the stream to app->listener (pggit_alerts).
 // *app must outlive the router.
 void AddAlertRoutes(Router* router, AppContext* app);
 

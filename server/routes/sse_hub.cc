@@ -69,8 +69,10 @@ void SseHub::Notify(std::string payload) {
     std::lock_guard<std::mutex> l(mu_);
     if (open_ == 0 || stop_) return;  // nobody listens
     if (pending_.size() >= kMaxPending) {
-      Log::Warning("alert stream: notification burst, one dropped",
-                   {{"pending", absl::StrCat(pending_.size())}});
+      if (dropped_++ % 1000 == 0) {  // one line per thousand, not a flood
+        Log::Warning("alert stream: notification burst, notifications dropped",
+                     {{"dropped_total", absl::StrCat(dropped_)}});
+      }
       return;
     }
     pending_.push_back(std::move(payload));

@@ -117,6 +117,7 @@ class SseHub {
   std::string last_status_;  // text of the newest status event
   std::vector<std::string> pending_;
   int open_ = 0;
+  int64_t dropped_ = 0;  // notifications dropped in bursts
   bool status_due_ = false;
   bool stop_ = false;
   std::thread thread_;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <pqxx/pqxx>
 #include <string>
@@ -148,6 +149,8 @@ TEST_CASE(
   CHECK(list["total"] == 1);
   CHECK(list["items"][0]["id"] == i["id"]);
   list = Body(c.Get("/api/v1/alerts?operation_type=nothing"));
+  CHECK(list["total"] == 0);
+  list = Body(c.Get("/api/v1/alerts?operation_type=sch%C3%A9ma"));
   CHECK(list["total"] == 0);
   CHECK(list["items"] == json::array());
   list = Body(c.Get("/api/v1/alerts?status=pending"));
@@ -360,6 +363,10 @@ TEST_CASE("alerts: bad input answers 4xx naming the problem, changes nothing") {
       {"GET", "/api/v1/alerts?status=open", "", "", 422, "status"},
       {"GET", "/api/v1/alerts?operation_type=", "", "", 422, "operation_type"},
       {"GET", "/api/v1/alerts?sevrity=CRITICAL", "", "", 422, "sevrity"},
+      {"GET", "/api/v1/alerts?operation_type=%FF", "", "", 422,
+       "operation_type"},
+      {"GET", "/api/v1/alerts?operation_type=a%00b", "", "", 422,
+       "operation_type"},
       {"GET", "/api/v1/alerts?limit=5&limit=6", "", "", 422, "limit"},
       {"GET", "/api/v1/alerts/abc", "", "", 422, "id"},
       {"GET", "/api/v1/alerts/acknowledge", "", "", 405, "POST"},
@@ -387,6 +394,55 @@ TEST_CASE("alerts: bad input answers 4xx naming the problem, changes nothing") {
   // The daemon is still well.
   CHECK(c.Get("/health")->status == 200);
   CHECK(Body(c.Get("/api/v1/alerts"))["total"] == 1);
+}
+
+TEST_CASE(
+    "alerts: a database that does not answer is 503, and nothing is "
+    "written") {
+  // One connection; a statement waits at most 2 s, a checkout 0.5 s.
+  Daemon d("api_alerts_503", {{"DATABASE_POOL_SIZE", "1"},
+                              {"DATABASE_POOL_MAX_OVERFLOW", "0"},
+                              {"DATABASE_POOL_TIMEOUT", "0.5"},
+                              {"DATABASE_STATEMENT_TIMEOUT", "2"},
+                              {"WEBHOOK_POLL_INTERVAL", "3600"}});
+  auto c = d.Client();
+  CreateAlert(c, {{"operation_type", "commit"},
+                  {"severity", "INFO"},
+                  {"message", "before"}});
+  const std::string before = Snapshot(d);
+  const std::string admin = harness::Get().admin_dsn;
+  Process locker({"psql", admin.substr(0, admin.rfind('/')) + "/" + d.db, "-c",
+                  "BEGIN; LOCK TABLE pggit.alerts IN ACCESS EXCLUSIVE MODE; "
+                  "SELECT pg_sleep(4); COMMIT;"});
+  bool locked = false;
+  for (int i = 0; i < 200 && !locked; ++i) {
+    locked = d.Sql(
+                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                 "c.oid = l.relation WHERE c.relname = 'alerts' AND "
+                 "l.mode = 'AccessExclusiveLock' AND l.granted") == "1";
+    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  REQUIRE(locked);
+  // The write holds the only connection until its statement times out.
+  auto write = std::async(std::launch::async, [&d] {
+    auto wc = d.Client();
+    return PostJson(wc, "/api/v1/alerts",
+                    {{"operation_type", "commit"},
+                     {"severity", "INFO"},
+                     {"message", "during"}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto read = c.Get("/api/v1/alerts?limit=7");
+  CheckErrorBody(read, 503, "pool");
+  CHECK(Body(read)["error_code"] == "POOL_TIMEOUT");
+  CHECK(read->get_header_value("Retry-After") == "1");
+  auto written = write.get();
+  CheckErrorBody(written, 503, "");
+  CHECK(Body(written)["error_code"] == "SERVICE_UNAVAILABLE");
+  CHECK(locker.Wait(15000) == 0);
+  CHECK(Snapshot(d) == before);
+  // Served again once the database answers.
+  CHECK(Body(c.Get("/api/v1/alerts?limit=7"))["total"] == 1);
 }
 
 // An open event stream, read on its own thread.
@@ -459,7 +515,8 @@ std::string AlertData(const std::string& text, int64_t id) {
 TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   Daemon d("api_alerts_stream", {{"SSE_MAX_STREAMS", "2"},
                                  {"SSE_STATUS_INTERVAL", "0.3"},
-                                 {"SSE_KEEPALIVE_INTERVAL", "0.5"}});
+                                 {"SSE_KEEPALIVE_INTERVAL", "0.5"},
+                                 {"SHUTDOWN_GRACE_SECONDS", "1.5"}});
   auto c = d.Client();
   auto s1 = std::make_unique<Stream>(d.port);
   auto s2 = std::make_unique<Stream>(d.port);
@@ -495,7 +552,8 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
     tx.commit();
   }
   for (Stream* s : {s1.get(), s2.get()}) {
-    REQUIRE(s->WaitFor("id: " + std::to_string(sql_id) + "\n", 5000));
+    REQUIRE_MESSAGE(s->WaitFor("id: " + std::to_string(sql_id) + "\n", 5000),
+                    (s->Text() + d.process->Output()));
     std::string text = s->Text();
     json http_event = json::parse(AlertData(text, a["id"].get<int64_t>()));
     CHECK(http_event["message"] == "over http");
@@ -516,6 +574,38 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   REQUIRE(s1->WaitFor("id: " + burst_last + "\n", 10000));
   CHECK(Count(s1->Text(), "event: alert\n") == 602);
   CHECK(s1->Text().find("dropped") == std::string::npos);
+
+  // An alert committed while the daemon's LISTEN session is away (its
+  // backend terminated, as the guide's "kill idle connections" step does,
+  // and kept from reconnecting) reaches the streams once it is back.
+  {
+    pqxx::connection producer(d.dsn);  // opened while connections are allowed
+    auto admin = [&](const std::string& sql) {
+      return harness::AdminQuery("postgres", sql);
+    };
+    const std::string listener = "FROM pg_stat_activity WHERE datname = '" +
+                                 d.db +
+                                 "' AND application_name = 'pggitops-listener'";
+    admin("ALTER DATABASE " + d.db + " WITH ALLOW_CONNECTIONS false");
+    admin("SELECT pg_terminate_backend(pid) " + listener);
+    bool away = false;
+    for (int k = 0; k < 200 && !away; ++k) {
+      away = admin("SELECT count(*) " + listener) == "0";
+      if (!away) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    pqxx::work tx(producer);
+    int64_t away_id =
+        tx.exec1(
+              "INSERT INTO alerts (operation_type, severity, message) "
+              "VALUES ('commit', 'WARNING', 'while away') RETURNING id")[0]
+            .as<int64_t>();
+    tx.commit();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    admin("ALTER DATABASE " + d.db + " WITH ALLOW_CONNECTIONS true");
+    REQUIRE(away);
+    REQUIRE(s1->WaitFor("id: " + std::to_string(away_id) + "\n", 10000));
+    CHECK(s1->Text().find("while away") != std::string::npos);
+  }
 
   // Status events repeat, carry the dashboard's figures; comments keep the
   // connection open.
@@ -559,20 +649,27 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   CHECK(replayed.find("id: " + std::to_string(sql_id) + "\n") <
         replayed.find("id: " + std::to_string(sql_id + 1) + "\n"));
 
-  // SIGTERM with two streams open: they end, the daemon exits 0 in time.
+  // SIGTERM with two streams open: they end at once (while the listener
+  // stays open for the grace period, new streams are refused), and the
+  // daemon exits 0 in time.
   auto start = Clock::now();
   d.process->Signal(SIGTERM);
+  for (Stream* s : {s1.get(), s3.get()}) {
+    while (!s->ended.load() && Clock::now() - start < std::chrono::seconds(5)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(s->ended.load());
+    CHECK(s->Text().find(": server shutting down") != std::string::npos);
+  }
+  CHECK(Clock::now() - start < std::chrono::milliseconds(1500));
+  auto late = c.Get("/api/v1/alerts/stream");
+  if (late) {  // still within the grace period
+    CHECK(late->status == 503);
+    CHECK(late->body.find("shutting down") != std::string::npos);
+  }
   CHECK(d.process->Wait(10000) == 0);
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   CHECK(secs < 5.0);
-  for (Stream* s : {s1.get(), s3.get()}) {
-    bool ended = false;
-    for (int k = 0; k < 100 && !(ended = s->ended.load()); ++k) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    CHECK(ended);
-    CHECK(s->Text().find(": server shutting down") != std::string::npos);
-  }
   CHECK(d.process->Output().find("\"message\":\"stopped\"") !=
         std::string::npos);
 }
