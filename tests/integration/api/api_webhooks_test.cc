@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -89,6 +90,38 @@ bool WaitUntil(const std::function<bool()>& done, int timeout_ms = 10000) {
   return done();
 }
 
+// Starts pggit-api on `port` (with `extra` settings) and waits until it is
+// ready.
+std::unique_ptr<Process> StartDaemon(
+    const std::string& dsn, int port,
+    const std::map<std::string, std::string>& extra = {}) {
+  std::map<std::string, std::string> env = {
+      {"DATABASE_URL", dsn},
+      {"API_HOST", "127.0.0.1"},
+      {"API_PORT", std::to_string(port)},
+      {"REDIS_URL", harness::Get().redis_url},
+      {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
+      {"WEBHOOK_POLL_INTERVAL", "0.2"},
+      {"RATE_LIMIT_PER_MINUTE", "0"},
+      {"HEALTH_CACHE_SECONDS", "0"},
+      {"SHUTDOWN_GRACE_SECONDS", "0"},
+      {"API_LOG_LEVEL", "WARNING"}};
+  for (const auto& [k, v] : extra) env[k] = v;
+  auto daemon = std::make_unique<Process>(
+      std::vector<std::string>{harness::BuildPath("server/pggit-api"), "serve"},
+      env);
+  bool ready = WaitUntil(
+      [port] {
+        httplib::Client c("127.0.0.1", port);
+        c.set_connection_timeout(1, 0);
+        auto r = c.Get("/health/ready");
+        return r && r->status == 200;
+      },
+      30000);
+  REQUIRE_MESSAGE(ready, daemon->Output());
+  return daemon;
+}
+
 // One daemon and one receiver for the whole file (start-up is the slow
 // part); every test case works on webhooks of its own.
 struct Env {
@@ -103,29 +136,7 @@ struct Env {
               {{"DATABASE_URL", dsn}});
     REQUIRE(m.Wait(60000) == 0);
     port = harness::FreePort();
-    daemon = std::make_unique<Process>(
-        std::vector<std::string>{harness::BuildPath("server/pggit-api"),
-                                 "serve"},
-        std::map<std::string, std::string>{
-            {"DATABASE_URL", dsn},
-            {"API_HOST", "127.0.0.1"},
-            {"API_PORT", std::to_string(port)},
-            {"REDIS_URL", harness::Get().redis_url},
-            {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
-            {"WEBHOOK_POLL_INTERVAL", "0.2"},
-            {"RATE_LIMIT_PER_MINUTE", "0"},
-            {"HEALTH_CACHE_SECONDS", "0"},
-            {"SHUTDOWN_GRACE_SECONDS", "0"},
-            {"API_LOG_LEVEL", "WARNING"}});
-    bool ready = WaitUntil(
-        [this] {
-          httplib::Client c("127.0.0.1", port);
-          c.set_connection_timeout(1, 0);
-          auto r = c.Get("/health/ready");
-          return r && r->status == 200;
-        },
-        30000);
-    REQUIRE_MESSAGE(ready, daemon->Output());
+    daemon = StartDaemon(dsn, port);
   }
   ~Env() {
     daemon->Signal(SIGTERM);
@@ -708,6 +719,50 @@ TEST_CASE("cache warm loads the first page for real") {
   for (const json& item : first.body["items"]) listed |= item["id"] == w["id"];
   CHECK(listed);
   CHECK(first.body == Get("/api/v1/webhooks?limit=20&offset=0").body);
+}
+
+TEST_CASE("no connection within DATABASE_POOL_TIMEOUT: 503 POOL_TIMEOUT") {
+  json w = Create({{"name", "pool"}, {"url", E().receiver.Url("/pool")}});
+  const std::string before = Snapshot();
+  // A second daemon with a single connection, which a table lock will hold.
+  int port = harness::FreePort();
+  std::unique_ptr<Process> small =
+      StartDaemon(E().dsn, port,
+                  {{"DATABASE_POOL_SIZE", "1"},
+                   {"DATABASE_POOL_MAX_OVERFLOW", "0"},
+                   {"DATABASE_POOL_TIMEOUT", "0.3"}});
+  pqxx::connection locker(E().dsn);
+  auto lock = std::make_unique<pqxx::work>(locker);
+  lock->exec("LOCK TABLE pggit.webhooks IN ACCESS EXCLUSIVE MODE");
+  auto client = [port] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(30, 0);
+    return c;
+  };
+  // This read takes the one connection (unless the engine took it first)
+  // and waits for the lock.
+  auto blocked = std::async(std::launch::async, [&] {
+    return client().Get(Path(w).c_str())->status;
+  });
+  REQUIRE(WaitUntil([&] {
+    return E().Sql(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+               " current_database() AND wait_event_type = 'Lock'") != "0";
+  }));
+  Answer read = Got(client().Get(Path(w, "/deliveries").c_str()));
+  CheckError(read, 503, "POOL_TIMEOUT");
+  CHECK(read.header("Retry-After") == "1");
+  Answer made = Got(client().Post(
+      "/api/v1/webhooks", R"({"name": "pool-2", "url": "http://x.example"})",
+      "application/json"));
+  CheckError(made, 503, "POOL_TIMEOUT");
+  lock->abort();
+  lock.reset();
+  const int first = blocked.get();  // 503 if the engine held the connection
+  CHECK((first == 200 || first == 503));
+  CHECK(Snapshot() == before);  // the refused create wrote nothing
+  small->Signal(SIGTERM);
+  CHECK(small->Wait(30000) == 0);
 }
 
 }  // namespace
