@@ -76,7 +76,9 @@ std::unique_ptr<Process> StartDaemon(
       {"DATABASE_URL", dsn},
       {"API_HOST", "127.0.0.1"},
       {"API_PORT", std::to_string(port)},
-      {"REDIS_URL", harness::Get().redis_url},
+      // A Redis database of its own: the L2 keys (webhooks:list:...) carry
+      // no database name, so daemons of other tests must not share them.
+      {"REDIS_URL", harness::Get().redis_url + "/5"},
       {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
       {"WEBHOOK_POLL_INTERVAL", "0.2"},
       {"RATE_LIMIT_PER_MINUTE", "0"},
