@@ -597,7 +597,10 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
   CHECK(hits[0].headers["webhook-id"] == hits[1].headers["webhook-id"]);
   hist = Get(Path(w, "/deliveries?status=delivered"));
   REQUIRE(hist.body["total"] == 1);
-  CHECK(hist.body["items"][0]["attempts"].size() == 2);
+  // Every attempt, oldest first, also those before the retry-pending.
+  REQUIRE(hist.body["items"][0]["attempts"].size() == 2);
+  CHECK(hist.body["items"][0]["attempts"][0]["http_status"] == 500);
+  CHECK(hist.body["items"][0]["attempts"][1]["http_status"] == 200);
   CHECK(hist.body["items"][0]["delivered_at"].is_string());
   // As the guide sends it: no body, no Content-Type.
   auto plain = E().Client().Post("/api/v1/webhooks/retry-pending");
