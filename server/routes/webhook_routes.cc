@@ -84,7 +84,7 @@ QueryResult Run(ConnectionPool* pool, absl::string_view sql,
   return *std::move(r);
 }
 
-// The single text value of a one-row, one-column result, or nullopt.
+// Column `column` of the first row (nullopt for NULL or no row).
 std::optional<std::string> Scalar(const QueryResult& r, size_t column = 0) {
   if (r.rows.empty()) return std::nullopt;
   return r.rows[0][column];
@@ -171,7 +171,7 @@ const std::string& DeliveriesSql() {
       "'attempt', a.attempt, 'started_at', ",
       Ts("a.started_at"),
       ", 'duration_ms', a.duration_ms, 'http_status', a.http_status,"
-      " 'error', a.error) ORDER BY a.attempt, a.id)"
+      " 'error', a.error) ORDER BY a.started_at, a.id)"
       " FROM pggit.delivery_attempts a WHERE a.delivery_id = p.id),"
       " '[]'::json)) ORDER BY p.created_at DESC, p.id DESC) FROM page p),"
       " '[]'::json)::text"));

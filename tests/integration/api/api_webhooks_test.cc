@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,72 +22,83 @@
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "tests/harness/harness.h"
+#include "tests/integration/delivery/delivery_test_util.h"
 
 namespace pggitops {
 namespace {
 
 using harness::Process;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
-// A webhook receiver on loopback: answers each path with the status set for
-// it (200 by default) and records what it received.
+// The delivery tests' receiver, answering each path with the status set
+// for it (200 by default).
 class Receiver {
  public:
-  struct Hit {
-    std::string path, body, webhook_id, signature;
-  };
-
-  Receiver() {
-    server_.Post(".*", [this](const httplib::Request& req,
-                              httplib::Response& res) {
-      std::lock_guard<std::mutex> l(mu_);
-      hits_.push_back({req.path, req.body, req.get_header_value("webhook-id"),
-                       req.get_header_value("webhook-signature")});
-      auto it = status_.find(req.path);
-      res.status = it == status_.end() ? 200 : it->second;
-      res.set_content("{\"ok\": true}", "application/json");
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-  }
-  ~Receiver() {
-    server_.stop();
-    thread_.join();
-  }
-  std::string Url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
+  std::string Url(const std::string& path) const { return rx_.url(path); }
   void SetStatus(const std::string& path, int status) {
     std::lock_guard<std::mutex> l(mu_);
     status_[path] = status;
   }
-  std::vector<Hit> Hits(const std::string& path) {
-    std::lock_guard<std::mutex> l(mu_);
-    std::vector<Hit> out;
-    for (const Hit& h : hits_) {
-      if (h.path == path) out.push_back(h);
+  std::vector<delivery_test::Received> Hits(const std::string& path) {
+    std::vector<delivery_test::Received> out;
+    for (const delivery_test::Received& r : rx_.requests()) {
+      if (r.path == path) out.push_back(r);
     }
     return out;
   }
 
  private:
-  httplib::Server server_;
-  std::thread thread_;
-  int port_ = 0;
+  delivery_test::Receiver::Reply Answer(const delivery_test::Received& r) {
+    std::lock_guard<std::mutex> l(mu_);
+    delivery_test::Receiver::Reply reply;
+    auto it = status_.find(r.path);
+    if (it != status_.end()) reply.status = it->second;
+    return reply;
+  }
+
   std::mutex mu_;
   std::map<std::string, int> status_;
-  std::vector<Hit> hits_;
+  // 32 threads: each keep-alive connection the daemon holds open keeps one.
+  delivery_test::Receiver rx_{
+      [this](const delivery_test::Received& r, int) { return Answer(r); }, 32};
 };
 
-// Polls `done` every 20 ms until it is true or `timeout_ms` passed.
 bool WaitUntil(const std::function<bool()>& done, int timeout_ms = 10000) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return done();
+  return delivery_test::WaitFor(done, std::chrono::milliseconds(timeout_ms));
+}
+
+// Starts pggit-api on `port` (with `extra` settings) and waits until it is
+// ready.
+std::unique_ptr<Process> StartDaemon(
+    const std::string& dsn, int port,
+    const std::map<std::string, std::string>& extra = {}) {
+  std::map<std::string, std::string> env = {
+      {"DATABASE_URL", dsn},
+      {"API_HOST", "127.0.0.1"},
+      {"API_PORT", std::to_string(port)},
+      // A Redis database of its own: the L2 keys (webhooks:list:...) carry
+      // no database name, so daemons of other tests must not share them.
+      {"REDIS_URL", harness::Get().redis_url + "/5"},
+      {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
+      {"WEBHOOK_POLL_INTERVAL", "0.2"},
+      {"RATE_LIMIT_PER_MINUTE", "0"},
+      {"HEALTH_CACHE_SECONDS", "0"},
+      {"SHUTDOWN_GRACE_SECONDS", "0"},
+      {"API_LOG_LEVEL", "WARNING"}};
+  for (const auto& [k, v] : extra) env[k] = v;
+  auto daemon = std::make_unique<Process>(
+      std::vector<std::string>{harness::BuildPath("server/pggit-api"), "serve"},
+      env);
+  bool ready = WaitUntil(
+      [port] {
+        httplib::Client c("127.0.0.1", port);
+        c.set_connection_timeout(1, 0);
+        auto r = c.Get("/health/ready");
+        return r && r->status == 200;
+      },
+      30000);
+  REQUIRE_MESSAGE(ready, daemon->Output());
+  return daemon;
 }
 
 // One daemon and one receiver for the whole file (start-up is the slow
@@ -98,34 +110,9 @@ struct Env {
   std::unique_ptr<Process> daemon;
 
   Env() {
-    dsn = harness::FreshDatabase("api_webhooks");
-    Process m({harness::BuildPath("server/pggit-api"), "migrate"},
-              {{"DATABASE_URL", dsn}});
-    REQUIRE(m.Wait(60000) == 0);
+    dsn = delivery_test::MigratedDatabase("api_webhooks");
     port = harness::FreePort();
-    daemon = std::make_unique<Process>(
-        std::vector<std::string>{harness::BuildPath("server/pggit-api"),
-                                 "serve"},
-        std::map<std::string, std::string>{
-            {"DATABASE_URL", dsn},
-            {"API_HOST", "127.0.0.1"},
-            {"API_PORT", std::to_string(port)},
-            {"REDIS_URL", harness::Get().redis_url},
-            {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
-            {"WEBHOOK_POLL_INTERVAL", "0.2"},
-            {"RATE_LIMIT_PER_MINUTE", "0"},
-            {"HEALTH_CACHE_SECONDS", "0"},
-            {"SHUTDOWN_GRACE_SECONDS", "0"},
-            {"API_LOG_LEVEL", "WARNING"}});
-    bool ready = WaitUntil(
-        [this] {
-          httplib::Client c("127.0.0.1", port);
-          c.set_connection_timeout(1, 0);
-          auto r = c.Get("/health/ready");
-          return r && r->status == 200;
-        },
-        30000);
-    REQUIRE_MESSAGE(ready, daemon->Output());
+    daemon = StartDaemon(dsn, port);
   }
   ~Env() {
     daemon->Signal(SIGTERM);
@@ -137,21 +124,38 @@ struct Env {
     c.set_read_timeout(30, 0);
     return c;
   }
-  // The first column of the first row of `sql`, as text ("" for NULL or no
-  // row).
+  // The first column of the first row of `sql` ("" for NULL or no row).
   std::string Sql(const std::string& sql) const {
-    pqxx::connection c(dsn);
-    pqxx::nontransaction tx(c);
-    pqxx::result r = tx.exec(sql);
-    if (r.empty() || r[0][0].is_null()) return "";
-    return r[0][0].c_str();
+    return delivery_test::Scalar(dsn, sql);
   }
 };
 
+std::unique_ptr<Env> g_env;
+
 Env& E() {
-  static Env env;  // SIGTERMed at exit, before the harness stops services
-  return env;
+  if (!g_env) g_env = std::make_unique<Env>();
+  return *g_env;
 }
+
+// Stops the daemon and the receiver when the run ends, before static
+// destructors run: a receiver thread still answering the daemon's retries
+// then would use cpp-httplib's statics after their destruction.
+struct TearDown : doctest::IReporter {
+  explicit TearDown(const doctest::ContextOptions&) {}
+  void test_run_end(const doctest::TestRunStats&) override { g_env.reset(); }
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_case_start(const doctest::TestCaseData&) override {}
+  void test_case_reenter(const doctest::TestCaseData&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+  void test_case_exception(const doctest::TestCaseException&) override {}
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData&) override {}
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+REGISTER_LISTENER("api_webhooks_teardown", 1, TearDown);
 
 struct Answer {
   int status = -1;
@@ -186,6 +190,7 @@ Answer Send(const std::string& method, const std::string& path,
 json Create(const json& body) {
   Answer a = Send("POST", "/api/v1/webhooks", body.dump());
   REQUIRE_MESSAGE(a.status == 201, a.body.dump());
+  CHECK(a.header("Location") == "/api/v1/webhooks/" + a.body["id"].dump());
   return a.body;
 }
 
@@ -193,15 +198,21 @@ std::string Path(const json& webhook, const std::string& suffix = "") {
   return "/api/v1/webhooks/" + webhook["id"].dump() + suffix;
 }
 
-// Everything the API may write: the webhooks' configuration (not the
-// engine's statistics) and the delivery queue.
-std::string Snapshot() {
-  return E().Sql(
-             "SELECT coalesce(json_agg(t ORDER BY id), '[]')::text FROM"
-             " (SELECT id, name, url, description, is_active, status, secret,"
-             " filter_severities, filter_operation_types, max_retries,"
-             " backoff_base, max_backoff, timeout_seconds, ssl_verify,"
-             " breaker_state, updated_at, deleted_at FROM pggit.webhooks) t") +
+// What the API writes: the webhooks' configuration (not the engine's
+// statistics) and, with `queue`, breaker states and the delivery queue
+// (which the engine changes too while earlier tests' retries run).
+std::string Snapshot(bool queue = true) {
+  std::string config = E().Sql(
+      "SELECT coalesce(json_agg(t ORDER BY id), '[]')::text FROM"
+      " (SELECT id, name, url, description, is_active, status, secret,"
+      " filter_severities, filter_operation_types, max_retries,"
+      " backoff_base, max_backoff, timeout_seconds, ssl_verify, updated_at,"
+      " deleted_at FROM pggit.webhooks) t");
+  if (!queue) return config;
+  return config +
+         E().Sql(
+             "SELECT json_agg(breaker_state ORDER BY id)::text FROM"
+             " pggit.webhooks") +
          E().Sql(
              "SELECT coalesce(json_agg(t ORDER BY id), '[]')::text FROM"
              " (SELECT id, delivery_status, attempt_count, next_attempt_at"
@@ -238,6 +249,15 @@ const std::set<std::string> kItemFields = {
     "id",         "name",       "url",          "description",     "is_active",
     "status",     "filters",    "retry_policy", "timeout_seconds", "ssl_verify",
     "created_at", "updated_at", "last_used_at", "health"};
+
+// "" when `hit` carries a valid Standard Webhooks signature by the secret
+// the create of `webhook` returned.
+std::string Verify(const json& webhook, delivery_test::Received& hit) {
+  return delivery_test::VerifyStandardWebhook(
+      webhook["secret"], hit.headers["webhook-id"],
+      hit.headers["webhook-timestamp"], hit.headers["webhook-signature"],
+      hit.body, hit.unix_at);
+}
 
 std::set<std::string> Keys(const json& j) {
   std::set<std::string> out;
@@ -569,14 +589,18 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
   REQUIRE(retried.status == 200);
   CHECK(retried.body == json({{"retried", 1}}));
   REQUIRE(WaitUntil([&] { return DeliveryStatus(alert, w) == "delivered"; }));
-  std::vector<Receiver::Hit> hits = rx.Hits("/flaky");
+  auto hits = rx.Hits("/flaky");
   REQUIRE(hits.size() == 2);
   CHECK(json::parse(hits[1].body)["type"] == "alert.created");
-  CHECK(hits[1].signature.rfind("v1,", 0) == 0);
-  CHECK(hits[0].webhook_id == hits[1].webhook_id);  // the same delivery
+  // Signed with the secret the create returned (an independent verifier).
+  CHECK(Verify(w, hits[1]) == "");
+  CHECK(hits[0].headers["webhook-id"] == hits[1].headers["webhook-id"]);
   hist = Get(Path(w, "/deliveries?status=delivered"));
   REQUIRE(hist.body["total"] == 1);
-  CHECK(hist.body["items"][0]["attempts"].size() == 2);
+  // Every attempt, oldest first, also those before the retry-pending.
+  REQUIRE(hist.body["items"][0]["attempts"].size() == 2);
+  CHECK(hist.body["items"][0]["attempts"][0]["http_status"] == 500);
+  CHECK(hist.body["items"][0]["attempts"][1]["http_status"] == 200);
   CHECK(hist.body["items"][0]["delivered_at"].is_string());
   // As the guide sends it: no body, no Content-Type.
   auto plain = E().Client().Post("/api/v1/webhooks/retry-pending");
@@ -624,9 +648,10 @@ TEST_CASE("test send reports the receiver's status and time") {
   CHECK(r.body["http_status"] == 200);
   CHECK(r.body["duration_ms"].get<double>() >= 0);
   CHECK(r.body["error"].is_null());
-  std::vector<Receiver::Hit> hits = rx.Hits("/fine");
+  auto hits = rx.Hits("/fine");
   REQUIRE(hits.size() == 1);
   CHECK(json::parse(hits[0].body)["type"] == "webhook.test");
+  CHECK(Verify(ok, hits[0]) == "");
 
   r = Send("POST", Path(teapot, "/test"), "");
   REQUIRE(r.status == 200);
@@ -650,21 +675,20 @@ TEST_CASE("test send reports the receiver's status and time") {
 
 TEST_CASE("delete cancels pending deliveries and keeps the history") {
   Receiver& rx = E().receiver;
-  json w =
-      Create({{"name", "doomed"},
-              {"url", rx.Url("/doomed")},
-              {"retry_policy", {{"max_retries", 5}, {"backoff_base", 10}}}});
-  const std::string first = InsertAlert();
+  json w = Create({{"name", "doomed"},
+                   {"url", rx.Url("/doomed")},
+                   {"filters", {{"severities", {"CRITICAL"}}}}});
+  const std::string first = InsertAlert("CRITICAL");
   REQUIRE(WaitUntil([&] { return DeliveryStatus(first, w) == "delivered"; }));
-  // Failing now: the next delivery waits ~10 s for its retry.
-  rx.SetStatus("/doomed", 503);
-  const std::string second = InsertAlert();
-  REQUIRE(WaitUntil([&] {
-    return E().Sql(
-               "SELECT attempt_count FROM pggit.alert_delivery_queue "
-               "WHERE alert_id = " +
-               second + " AND delivery_status = 'pending'") == "1";
-  }));
+  // A delivery waiting for its retry in an hour, queued by hand for an INFO
+  // alert (which the CRITICAL filter kept from queueing one), so no attempt
+  // races the delete.
+  const std::string second = InsertAlert("INFO");
+  E().Sql(
+      "INSERT INTO pggit.alert_delivery_queue (alert_id, webhook_id,"
+      " attempt_count, next_attempt_at, last_http_status) VALUES (" +
+      second + ", " + w["id"].dump() + ", 1, now() + interval '1 hour', 500)");
+  REQUIRE(DeliveryStatus(second, w) == "pending");
   CHECK(Send("DELETE", Path(w), "").status == 204);
   CHECK(DeliveryStatus(second, w) == "cancelled");
   CHECK(DeliveryStatus(first, w) == "delivered");
@@ -708,6 +732,50 @@ TEST_CASE("cache warm loads the first page for real") {
   for (const json& item : first.body["items"]) listed |= item["id"] == w["id"];
   CHECK(listed);
   CHECK(first.body == Get("/api/v1/webhooks?limit=20&offset=0").body);
+}
+
+TEST_CASE("no connection within DATABASE_POOL_TIMEOUT: 503 POOL_TIMEOUT") {
+  json w = Create({{"name", "pool"}, {"url", E().receiver.Url("/pool")}});
+  const std::string before = Snapshot(/*queue=*/false);
+  // A second daemon with a single connection, which a table lock will hold.
+  int port = harness::FreePort();
+  std::unique_ptr<Process> small =
+      StartDaemon(E().dsn, port,
+                  {{"DATABASE_POOL_SIZE", "1"},
+                   {"DATABASE_POOL_MAX_OVERFLOW", "0"},
+                   {"DATABASE_POOL_TIMEOUT", "0.3"}});
+  pqxx::connection locker(E().dsn);
+  auto lock = std::make_unique<pqxx::work>(locker);
+  lock->exec("LOCK TABLE pggit.webhooks IN ACCESS EXCLUSIVE MODE");
+  auto client = [port] {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(30, 0);
+    return c;
+  };
+  // This read takes the one connection (unless the engine took it first)
+  // and waits for the lock.
+  auto blocked = std::async(std::launch::async, [&] {
+    return client().Get(Path(w).c_str())->status;
+  });
+  REQUIRE(WaitUntil([&] {
+    return E().Sql(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+               " current_database() AND wait_event_type = 'Lock'") != "0";
+  }));
+  Answer read = Got(client().Get(Path(w, "/deliveries").c_str()));
+  CheckError(read, 503, "POOL_TIMEOUT");
+  CHECK(read.header("Retry-After") == "1");
+  Answer made = Got(client().Post(
+      "/api/v1/webhooks", R"({"name": "pool-2", "url": "http://x.example"})",
+      "application/json"));
+  CheckError(made, 503, "POOL_TIMEOUT");
+  lock->abort();
+  lock.reset();
+  const int first = blocked.get();  // 503 if the engine held the connection
+  CHECK((first == 200 || first == 503));
+  CHECK(Snapshot(false) == before);  // the refused create wrote nothing
+  small->Signal(SIGTERM);
+  CHECK(small->Wait(30000) == 0);
 }
 
 }  // namespace
