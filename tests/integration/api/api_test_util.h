@@ -57,7 +57,7 @@ struct Daemon {
         {"DATABASE_URL", dsn},
         {"API_HOST", "127.0.0.1"},
         {"API_PORT", std::to_string(port)},
-        {"REDIS_URL", harness::Get().redis_url},
+        {"REDIS_URL", harness::Get().redis_url + "/4"},
         {"HEALTH_CACHE_SECONDS", "0"},
         {"SHUTDOWN_GRACE_SECONDS", "0"},
         {"SHUTDOWN_TIMEOUT", "10"},

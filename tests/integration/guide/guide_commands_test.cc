@@ -66,15 +66,15 @@ struct Guide {
                         " WHERE id = " +
                             active_id);
     url = "http://127.0.0.1:" + std::to_string(port);
-    daemon =
-        std::make_unique<Process>(std::vector<std::string>{api, "serve"},
-                                  std::map<std::string, std::string>{
-                                      {"DATABASE_URL", dsn},
-                                      {"REDIS_URL", harness::Get().redis_url},
-                                      {"API_HOST", "127.0.0.1"},
-                                      {"API_PORT", std::to_string(port)},
-                                      {"SHUTDOWN_GRACE_SECONDS", "0"},
-                                      {"API_LOG_LEVEL", "WARNING"}});
+    daemon = std::make_unique<Process>(
+        std::vector<std::string>{api, "serve"},
+        std::map<std::string, std::string>{
+            {"DATABASE_URL", dsn},
+            {"REDIS_URL", harness::Get().redis_url + "/2"},
+            {"API_HOST", "127.0.0.1"},
+            {"API_PORT", std::to_string(port)},
+            {"SHUTDOWN_GRACE_SECONDS", "0"},
+            {"API_LOG_LEVEL", "WARNING"}});
     for (int i = 0; i < 300; ++i) {
       httplib::Client c("127.0.0.1", port);
       auto r = c.Get("/health/ready");

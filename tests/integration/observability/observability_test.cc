@@ -51,19 +51,19 @@ struct Daemon {
     dsn = harness::FreshDatabase(db);
     Process m({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
     REQUIRE(m.Wait(60000) == 0);
-    process =
-        std::make_unique<Process>(std::vector<std::string>{Api(), "serve"},
-                                  std::map<std::string, std::string>{
-                                      {"DATABASE_URL", dsn},
-                                      {"REDIS_URL", harness::Get().redis_url},
-                                      {"REDIS_TIMEOUT", "0.2"},
-                                      {"API_HOST", "127.0.0.1"},
-                                      {"API_PORT", std::to_string(port)},
-                                      {"HEALTH_CACHE_SECONDS", "0"},
-                                      {"SHUTDOWN_GRACE_SECONDS", "0"},
-                                      {"DATABASE_CONNECT_TIMEOUT", "2"},
-                                      {"DATABASE_POOL_TIMEOUT", "2"},
-                                      {"API_LOG_LEVEL", "WARNING"}});
+    process = std::make_unique<Process>(
+        std::vector<std::string>{Api(), "serve"},
+        std::map<std::string, std::string>{
+            {"DATABASE_URL", dsn},
+            {"REDIS_URL", harness::Get().redis_url + "/3"},
+            {"REDIS_TIMEOUT", "0.2"},
+            {"API_HOST", "127.0.0.1"},
+            {"API_PORT", std::to_string(port)},
+            {"HEALTH_CACHE_SECONDS", "0"},
+            {"SHUTDOWN_GRACE_SECONDS", "0"},
+            {"DATABASE_CONNECT_TIMEOUT", "2"},
+            {"DATABASE_POOL_TIMEOUT", "2"},
+            {"API_LOG_LEVEL", "WARNING"}});
     auto ready = PollUntil(
         30, [&] { return Get("/health/ready"); },
         [](const httplib::Result& r) { return r && r->status == 200; });
