@@ -2,6 +2,7 @@
 
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "pggitops/log.h"
 #include "server/http/json_util.h"
 
 namespace pggitops::server {
@@ -71,6 +72,9 @@ HttpError FromStatus(const absl::Status& status) {
     case absl::StatusCode::kAlreadyExists:
       return Conflict(message);
     default:
+      // The client sees no internals; the log keeps what happened.
+      Log::Error("internal error answered 500",
+                 {{"status", status.ToString()}});
       return HttpError(500, "INTERNAL_ERROR", "internal error");
   }
 }

@@ -43,7 +43,8 @@ HttpError Unavailable(const std::string& detail);  // 503 SERVICE_UNAVAILABLE
 // Maps a library status to the HTTP error operators should see:
 // kDeadlineExceeded from the pool → 503 POOL_TIMEOUT with Retry-After,
 // kUnavailable → 503, kInvalidArgument → 422, kNotFound → 404,
-// kAlreadyExists → 409, anything else → 500.
+// kAlreadyExists → 409, anything else → 500 (logged with the status; the
+// client sees only "internal error").
 HttpError FromStatus(const absl::Status& status);
 
 // Renders the error body.

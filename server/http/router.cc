@@ -61,17 +61,24 @@ Router::Match Router::Find(absl::string_view method,
   std::vector<absl::string_view> parts =
       absl::StrSplit(path, '/', absl::SkipEmpty());
   absl::string_view wanted = method == "HEAD" ? "GET" : method;
-  int best_literals = -1;
+  // The path belongs to the most specific templates that match it (most
+  // literal segments): "/webhooks/retry-pending" is that resource for every
+  // method, so a GET there is 405, not a GET of webhook "retry-pending".
+  std::vector<int> literals(routes_.size(), -1);
+  int most = -1;
   std::map<std::string, std::string> params;
   for (size_t i = 0; i < routes_.size(); ++i) {
-    int literals = 0;
-    if (!MatchTemplate(segments_[i], parts, &params, &literals)) continue;
+    if (MatchTemplate(segments_[i], parts, &params, &literals[i])) {
+      most = std::max(most, literals[i]);
+    } else {
+      literals[i] = -1;
+    }
+  }
+  for (size_t i = 0; i < routes_.size(); ++i) {
+    if (most < 0 || literals[i] != most) continue;
     if (routes_[i].method == wanted) {
-      if (literals > best_literals) {
-        best_literals = literals;
-        best.route = &routes_[i];
-        best.params = params;
-      }
+      best.route = &routes_[i];
+      MatchTemplate(segments_[i], parts, &best.params, &literals[i]);
     } else if (std::find(best.allowed_methods.begin(),
                          best.allowed_methods.end(),
                          routes_[i].method) == best.allowed_methods.end()) {

@@ -51,9 +51,10 @@ class Router {
     }
   };
   // Finds the route for `method` and `path`. HEAD matches GET routes. When
-  // several templates match, the one with the most literal segments wins.
-  // Without a route for the method, `allowed_methods` lists the methods of
-  // the templates that match the path (405); empty means 404.
+  // several templates match, the path belongs to those with the most
+  // literal segments, whatever the method ("/webhooks/retry-pending" over
+  // "/webhooks/{id}"). Without a route for the method among them,
+  // `allowed_methods` lists their methods (405); empty means 404.
   Match Find(absl::string_view method, absl::string_view path) const;
 
   const std::vector<Route>& routes() const { return routes_; }

@@ -37,10 +37,15 @@ TEST_CASE("Router: literal segment wins over a parameter") {
   Router::Match m = r.Find("POST", "/api/v1/webhooks/retry-pending");
   REQUIRE(m.route != nullptr);
   CHECK(m.route->path_template == "/api/v1/webhooks/retry-pending");
-  // GET on the same path falls to the {id} route: the handler decides.
+  // The path is the retry-pending resource for every method: GET there is
+  // 405 (Allow: POST), not a GET of a webhook called "retry-pending".
   m = r.Find("GET", "/api/v1/webhooks/retry-pending");
+  CHECK(m.route == nullptr);
+  CHECK(m.allowed_methods == std::vector<std::string>{"POST"});
+  // Other ids still reach the {id} routes.
+  m = r.Find("DELETE", "/api/v1/webhooks/retry-pendingx");
   REQUIRE(m.route != nullptr);
-  CHECK(m.route->path_template == "/api/v1/webhooks/{id}");
+  CHECK(m.params.at("id") == "retry-pendingx");
 }
 
 TEST_CASE("Router: 405 lists the allowed methods, 404 lists none") {

@@ -249,7 +249,19 @@ TEST_CASE("engine: EnqueueAlert validates, inserts, and joins a transaction") {
   bad.context_json = "";
   bad.operation_type = "";
   CHECK(absl::IsInvalidArgument(EnqueueAlert(pool.get(), bad).status()));
+  // Characters, as the database's constraint counts them, not bytes.
+  std::string accented;
+  for (int i = 0; i < 256; ++i) accented += "\xc3\xa9";  // U+00E9
+  bad.operation_type = accented;
+  CHECK(absl::IsInvalidArgument(EnqueueAlert(pool.get(), bad).status()));
   CHECK(Count(dsn, "SELECT count(*) FROM alerts") == 0);
+  AlertInput wide;
+  wide.operation_type = accented.substr(2);  // 255 characters, 510 bytes
+  wide.severity = "INFO";
+  wide.message = "m";
+  CHECK(EnqueueAlert(pool.get(), wide).ok());
+  CHECK(Count(dsn, "SELECT count(*) FROM alerts") == 1);
+  Exec(dsn, "DELETE FROM alerts");
 
   AlertInput good;
   good.operation_type = "schema_change";
