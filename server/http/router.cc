@@ -49,18 +49,16 @@ bool Router::MatchTemplate(const std::vector<std::string>& tmpl,
   return true;
 }
 
-Router::Match Router::Find(absl::string_view method,
-                           absl::string_view path) const {
-  Match best;
-  if (path.empty() || path.front() != '/') return best;
+std::vector<const Route*> Router::RoutesAt(absl::string_view path) const {
+  std::vector<const Route*> found;
+  if (path.empty() || path.front() != '/') return found;
   // "/a//b" and "/a/" are different resources from "/a/b" and "/a".
   if (path.size() > 1 &&
       (path.back() == '/' || path.find("//") != absl::string_view::npos)) {
-    return best;
+    return found;
   }
   std::vector<absl::string_view> parts =
       absl::StrSplit(path, '/', absl::SkipEmpty());
-  absl::string_view wanted = method == "HEAD" ? "GET" : method;
   // The path belongs to the most specific templates that match it (most
   // literal segments): "/webhooks/retry-pending" is that resource for every
   // method, so a GET there is 405, not a GET of webhook "retry-pending".
@@ -75,21 +73,34 @@ Router::Match Router::Find(absl::string_view method,
     }
   }
   for (size_t i = 0; i < routes_.size(); ++i) {
-    if (most < 0 || literals[i] != most) continue;
-    if (routes_[i].method == wanted) {
-      best.route = &routes_[i];
-      MatchTemplate(segments_[i], parts, &best.params, &literals[i]);
+    if (most >= 0 && literals[i] == most) found.push_back(&routes_[i]);
+  }
+  return found;
+}
+
+Router::Match Router::Find(absl::string_view method,
+                           absl::string_view path) const {
+  Match best;
+  absl::string_view wanted = method == "HEAD" ? "GET" : method;
+  for (const Route* r : RoutesAt(path)) {
+    if (r->method == wanted) {
+      best.route = r;
     } else if (std::find(best.allowed_methods.begin(),
                          best.allowed_methods.end(),
-                         routes_[i].method) == best.allowed_methods.end()) {
-      best.allowed_methods.push_back(routes_[i].method);
+                         r->method) == best.allowed_methods.end()) {
+      best.allowed_methods.push_back(r->method);
     }
   }
-  if (best.route != nullptr) {
-    best.allowed_methods.clear();
-  } else {
+  if (best.route == nullptr) {
     std::sort(best.allowed_methods.begin(), best.allowed_methods.end());
+    return best;
   }
+  best.allowed_methods.clear();
+  size_t i = static_cast<size_t>(best.route - routes_.data());
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(path, '/', absl::SkipEmpty());
+  int literals = 0;
+  MatchTemplate(segments_[i], parts, &best.params, &literals);
   return best;
 }
 

@@ -57,6 +57,11 @@ class Router {
   // `allowed_methods` lists their methods (405); empty means 404.
   Match Find(absl::string_view method, absl::string_view path) const;
 
+  // The routes of the resource at `path`, one per method, in the order they
+  // were added: the matching templates with the most literal segments (as
+  // Find chooses them). Empty when no template matches (404).
+  std::vector<const Route*> RoutesAt(absl::string_view path) const;
+
   const std::vector<Route>& routes() const { return routes_; }
 
  private:

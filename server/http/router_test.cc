@@ -70,5 +70,22 @@ TEST_CASE("Router: HEAD matches GET; odd paths do not match") {
   CHECK(r.Find("GET", "/api/v1/webhooks/1/2").route == nullptr);
 }
 
+TEST_CASE("Router: RoutesAt lists the methods of the resource at a path") {
+  Router r = MakeRouter();
+  auto methods = [&r](absl::string_view path) {
+    std::vector<std::string> out;
+    for (const Route* route : r.RoutesAt(path)) out.push_back(route->method);
+    return out;
+  };
+  CHECK(methods("/api/v1/webhooks") == std::vector<std::string>{"GET", "POST"});
+  CHECK(methods("/api/v1/webhooks/7") ==
+        std::vector<std::string>{"GET", "DELETE"});
+  // The most specific templates only, as for Find.
+  CHECK(methods("/api/v1/webhooks/retry-pending") ==
+        std::vector<std::string>{"POST"});
+  CHECK(methods("/api/v1/nothing").empty());
+  CHECK(methods("/health/").empty());
+}
+
 }  // namespace
 }  // namespace pggitops::server
