@@ -38,6 +38,7 @@ HttpServerOptions ServerOptions(const Config& c) {
   o.workers = c.api_workers;
   o.keepalive_timeout = c.api_keepalive_timeout;
   o.keepalive_max = c.api_keepalive_max;
+  o.cors_origins = c.cors_origins;
   return o;
 }
 

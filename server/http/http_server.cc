@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -22,6 +23,15 @@ namespace pggitops::server {
 namespace {
 
 constexpr int kMaxJsonDepth = 64;
+
+// CORS: the response headers a page may read, the request headers it may
+// send, and how long a browser may reuse a preflight answer.
+constexpr char kCorsExposeHeaders[] =
+    "X-Request-ID, X-Response-Time, X-RateLimit-Limit, X-RateLimit-Remaining, "
+    "X-RateLimit-Reset, Retry-After, Location";
+constexpr char kCorsAllowHeaders[] =
+    "Authorization, Content-Type, X-Request-ID";
+constexpr char kCorsMaxAgeSeconds[] = "600";
 
 // The request being served by this worker thread. cpp-httplib runs the
 // pre-routing handler, the route handler, the error handler and the
@@ -160,7 +170,15 @@ struct HttpServer::Impl {
   Family<Histogram>* duration;
   Family<Histogram>* size;
 
+  bool cors_any_origin = false;  // cors_origins holds "*"
+
   void Dispatch(const httplib::Request& req, httplib::Response& res);
+  void Handle(const httplib::Request& req, httplib::Response& res);
+  bool IsPreflight(const httplib::Request& req) const;
+  void AnswerPreflight(const httplib::Request& req, httplib::Response& res);
+  bool OriginAllowed(const std::string& origin) const;
+  void AddCorsHeaders(const httplib::Request& req,
+                      httplib::Response& res) const;
   void Finish(const httplib::Request& req, httplib::Response& res);
   httplib::Server::HandlerResponse PreRoute(const httplib::Request& req,
                                             httplib::Response& res);
@@ -172,28 +190,11 @@ void HttpServer::Impl::Dispatch(const httplib::Request& req,
   in_flight.fetch_add(1, std::memory_order_relaxed);
   ScopedLogRequestId log_id(t_req.request_id);
   try {
-    Router::Match m = router->Find(req.method, req.path);
-    if (m.route == nullptr) {
-      if (m.allowed_methods.empty()) {
-        throw NotFound("no resource at " + req.path);
-      }
-      HttpError e(
-          405, "METHOD_NOT_ALLOWED",
-          absl::StrCat("method ", req.method, " is not allowed on ", req.path,
-                       "; allowed: ", absl::StrJoin(m.allowed_methods, ", ")));
-      e.headers.emplace_back("Allow", absl::StrJoin(m.allowed_methods, ", "));
-      throw e;
+    if (IsPreflight(req)) {
+      AnswerPreflight(req, res);
+    } else {
+      Handle(req, res);
     }
-    t_req.route = m.route->path_template;
-    RequestContext ctx{req,
-                       res,
-                       t_req.request_id,
-                       m.route->path_template,
-                       std::move(m.params),
-                       nullptr};
-    for (const Middleware& mw : middlewares) mw(ctx, *m.route);
-    ParseBody(ctx, *m.route);
-    m.route->handler(ctx);
   } catch (const HttpError& e) {
     WriteError(res, e);
   } catch (const std::exception& e) {
@@ -205,6 +206,87 @@ void HttpServer::Impl::Dispatch(const httplib::Request& req,
     WriteError(res, HttpError(500, "INTERNAL_ERROR", "internal error"));
   }
   in_flight.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Routes the request and runs the middlewares, the body checks and the
+// handler. Throws HttpError.
+void HttpServer::Impl::Handle(const httplib::Request& req,
+                              httplib::Response& res) {
+  Router::Match m = router->Find(req.method, req.path);
+  if (m.route == nullptr) {
+    if (m.allowed_methods.empty()) {
+      throw NotFound("no resource at " + req.path);
+    }
+    HttpError e(
+        405, "METHOD_NOT_ALLOWED",
+        absl::StrCat("method ", req.method, " is not allowed on ", req.path,
+                     "; allowed: ", absl::StrJoin(m.allowed_methods, ", ")));
+    e.headers.emplace_back("Allow", absl::StrJoin(m.allowed_methods, ", "));
+    throw e;
+  }
+  t_req.route = m.route->path_template;
+  RequestContext ctx{req,
+                     res,
+                     t_req.request_id,
+                     m.route->path_template,
+                     std::move(m.params),
+                     nullptr};
+  for (const Middleware& mw : middlewares) mw(ctx, *m.route);
+  ParseBody(ctx, *m.route);
+  m.route->handler(ctx);
+}
+
+// A CORS preflight: OPTIONS naming the method the page wants to send. With
+// CORS off it is a plain OPTIONS (405 on a known path).
+bool HttpServer::Impl::IsPreflight(const httplib::Request& req) const {
+  return !options.cors_origins.empty() && req.method == "OPTIONS" &&
+         req.has_header("Origin") &&
+         req.has_header("Access-Control-Request-Method");
+}
+
+// Answers a preflight without authentication (browsers send none) from the
+// route table: 204 with the path's methods, 403 for an origin not in
+// CORS_ORIGINS, 404 for a path with no routes. Throws HttpError.
+void HttpServer::Impl::AnswerPreflight(const httplib::Request& req,
+                                       httplib::Response& res) {
+  std::vector<const Route*> routes = router->RoutesAt(req.path);
+  if (routes.empty()) throw NotFound("no resource at " + req.path);
+  t_req.route = routes.front()->path_template;
+  std::string origin = req.get_header_value("Origin");
+  if (!OriginAllowed(origin)) {
+    throw HttpError(
+        403, "FORBIDDEN",
+        absl::StrCat("origin '", origin, "' is not allowed: see CORS_ORIGINS"));
+  }
+  std::vector<std::string> methods;
+  for (const Route* r : routes) methods.push_back(r->method);
+  std::sort(methods.begin(), methods.end());
+  methods.erase(std::unique(methods.begin(), methods.end()), methods.end());
+  res.status = 204;
+  res.set_header("Access-Control-Allow-Methods", absl::StrJoin(methods, ", "));
+  res.set_header("Access-Control-Allow-Headers", kCorsAllowHeaders);
+  res.set_header("Access-Control-Max-Age", kCorsMaxAgeSeconds);
+}
+
+bool HttpServer::Impl::OriginAllowed(const std::string& origin) const {
+  const std::vector<std::string>& allowed = options.cors_origins;
+  return !origin.empty() &&
+         (cors_any_origin ||
+          std::find(allowed.begin(), allowed.end(), origin) != allowed.end());
+}
+
+// On every response, errors included, while CORS is on. Vary: Origin goes
+// on responses to any origin (and to none), so a shared cache never hands
+// one origin's answer to another.
+void HttpServer::Impl::AddCorsHeaders(const httplib::Request& req,
+                                      httplib::Response& res) const {
+  if (options.cors_origins.empty()) return;
+  res.set_header("Vary", "Origin");
+  std::string origin = req.get_header_value("Origin");
+  if (!OriginAllowed(origin)) return;
+  res.set_header("Access-Control-Allow-Origin",
+                 cors_any_origin ? std::string("*") : origin);
+  res.set_header("Access-Control-Expose-Headers", kCorsExposeHeaders);
 }
 
 httplib::Server::HandlerResponse HttpServer::Impl::PreRoute(
@@ -250,6 +332,7 @@ void HttpServer::Impl::Finish(const httplib::Request& req,
   res.set_header(
       "X-Response-Time",
       absl::StrFormat("%.3fms", absl::ToDoubleMilliseconds(elapsed)));
+  AddCorsHeaders(req, res);
   std::string method = MethodLabel(req.method);
   std::string status = absl::StrCat(res.status);
   requests_total->WithLabels({method, t_req.route, status}).Inc();
@@ -351,6 +434,9 @@ HttpServer::HttpServer(HttpServerOptions options, const Router* router,
                        MetricsRegistry* metrics, LatencyWindow* latency)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
+  const std::vector<std::string>& origins = impl_->options.cors_origins;
+  impl_->cors_any_origin =
+      std::find(origins.begin(), origins.end(), "*") != origins.end();
   impl_->router = router;
   impl_->latency = latency;
   impl_->requests_total = &metrics->AddCounter(

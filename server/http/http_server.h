@@ -1,8 +1,8 @@
 // HttpServer: cpp-httplib configured for pggit-api, dispatching every
 // request through the Router with the cross-cutting behaviour of CONTRACT
 // sections 5, 8 and 10: request ids, response time, the one error body,
-// body limits and content types, HTTP metrics, the request-latency window
-// and access logs.
+// body limits and content types, CORS, HTTP metrics, the request-latency
+// window and access logs.
 #ifndef PGGITOPS_SERVER_HTTP_HTTP_SERVER_H_
 #define PGGITOPS_SERVER_HTTP_HTTP_SERVER_H_
 
@@ -30,10 +30,15 @@ struct HttpServerOptions {
   size_t max_body_bytes = 1 << 20;
   absl::Duration read_timeout = absl::Seconds(5);
   absl::Duration write_timeout = absl::Seconds(5);
+  // CORS_ORIGINS: the origins whose pages may call the API from a browser,
+  // each exactly as a browser sends Origin; "*" allows any origin. Default:
+  // empty, no CORS headers at all.
+  std::vector<std::string> cors_origins;
 };
 
 // Runs before the handler of every matched route; may throw HttpError
-// (authentication, rate limiting).
+// (authentication, rate limiting). CORS preflights are answered before any
+// middleware runs: a browser sends them without credentials.
 using Middleware = std::function<void(RequestContext&, const Route&)>;
 
 // Thread-safe: Stop may be called from any thread while Serve runs.

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <regex>
 #include <string>
@@ -18,6 +19,7 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "server/http/errors.h"
 #include "server/http/request_context.h"
 
 namespace pggitops::server {
@@ -30,7 +32,12 @@ struct TestServer {
   std::unique_ptr<HttpServer> server;
   std::thread thread;
 
-  explicit TestServer(absl::Duration keepalive = absl::Seconds(2)) {
+  // Calls of the test middleware, which refuses routes that are not public
+  // without an Authorization header, as authentication does.
+  std::atomic<int> middleware_calls{0};
+
+  explicit TestServer(absl::Duration keepalive = absl::Seconds(2),
+                      std::vector<std::string> cors_origins = {}) {
     router.Add({"GET", "/ok", BodyPolicy::kNone, Scope::kPublic,
                 [](RequestContext& c) {
                   c.Json(200, {{"ok", true}});
@@ -48,12 +55,24 @@ struct TestServer {
                 [](RequestContext& c) {
                   c.Json(200, {{"id", c.params["id"]}});
                 }});
+    auto private_ok = [](RequestContext& c) { c.Json(200, {{"ok", true}}); };
+    router.Add(
+        {"GET", "/private", BodyPolicy::kNone, Scope::kRead, private_ok});
+    router.Add(
+        {"DELETE", "/private", BodyPolicy::kNone, Scope::kWrite, private_ok});
     HttpServerOptions o;
     o.host = "127.0.0.1";
     o.port = 0;
     o.workers = 8;
     o.keepalive_timeout = keepalive;
+    o.cors_origins = std::move(cors_origins);
     server = std::make_unique<HttpServer>(o, &router, &metrics, &latency);
+    server->AddMiddleware([this](RequestContext& c, const Route& r) {
+      middleware_calls.fetch_add(1);
+      if (r.scope != Scope::kPublic && !c.req.has_header("Authorization")) {
+        throw HttpError(401, "UNAUTHORIZED", "an API key is required");
+      }
+    });
     REQUIRE(server->Bind().ok());
     thread = std::thread([this] { server->Serve(); });
   }
@@ -255,6 +274,148 @@ TEST_CASE("HTTP: idle keep-alive connections are closed after the timeout") {
   CHECK(n == 0);
   CHECK(waited < 10.0);
   close(fd);
+}
+
+constexpr char kExposed[] =
+    "X-Request-ID, X-Response-Time, X-RateLimit-Limit, X-RateLimit-Remaining, "
+    "X-RateLimit-Reset, Retry-After, Location";
+
+// Checks the CORS headers of a response to a request from `origin`:
+// allowed (`allow_origin` is the Access-Control-Allow-Origin expected) or
+// not (`allow_origin` empty).
+void CheckCors(const httplib::Result& r, const std::string& allow_origin) {
+  REQUIRE(r);
+  CHECK(r->get_header_value("Vary") == "Origin");
+  CHECK(r->get_header_value("Access-Control-Allow-Origin") == allow_origin);
+  CHECK(r->get_header_value("Access-Control-Expose-Headers") ==
+        (allow_origin.empty() ? "" : kExposed));
+}
+
+httplib::Headers Preflight(const std::string& origin,
+                           const std::string& method = "GET") {
+  return {{"Origin", origin},
+          {"Access-Control-Request-Method", method},
+          {"Access-Control-Request-Headers", "authorization"}};
+}
+
+TEST_CASE("CORS: without CORS_ORIGINS no CORS header is sent") {
+  TestServer s;
+  auto c = s.Client();
+  httplib::Headers from = {{"Origin", "https://a.example"}};
+  for (const char* path : {"/ok", "/nope", "/private"}) {
+    CAPTURE(path);
+    auto r = c.Get(path, from);
+    REQUIRE(r);
+    for (const char* h :
+         {"Vary", "Access-Control-Allow-Origin",
+          "Access-Control-Expose-Headers", "Access-Control-Allow-Methods"}) {
+      CAPTURE(h);
+      CHECK_FALSE(r->has_header(h));
+    }
+  }
+  // A preflight is a plain OPTIONS: 405 as before, no CORS header.
+  auto r = c.Options("/ok", Preflight("https://a.example"));
+  CheckErrorBody(r, 405, "METHOD_NOT_ALLOWED");
+  CHECK_FALSE(r->has_header("Access-Control-Allow-Origin"));
+  CHECK_FALSE(r->has_header("Access-Control-Allow-Methods"));
+}
+
+TEST_CASE("CORS: an allowed origin gets the headers on every response") {
+  TestServer s(absl::Seconds(2), {"https://a.example", "http://b.example:81"});
+  auto c = s.Client();
+  for (const char* origin : {"https://a.example", "http://b.example:81"}) {
+    CAPTURE(origin);
+    httplib::Headers from = {{"Origin", origin}};
+    auto r = c.Get("/ok", from);
+    CheckCors(r, origin);
+    CHECK(r->status == 200);
+    // Errors too: 404, 405, 401 from a middleware, 400, 500.
+    CheckCors(c.Get("/nope", from), origin);
+    CheckErrorBody(c.Get("/nope", from), 404, "RESOURCE_NOT_FOUND");
+    CheckCors(c.Put("/ok", from, "{}", "application/json"), origin);
+    CheckCors(c.Get("/private", from), origin);
+    CheckErrorBody(c.Get("/private", from), 401, "UNAUTHORIZED");
+    CheckCors(c.Post("/echo", from, "{", "application/json"), origin);
+    CheckCors(c.Get("/throw", from), origin);
+    CheckErrorBody(c.Get("/throw", from), 500, "INTERNAL_ERROR");
+  }
+}
+
+TEST_CASE("CORS: other origins get no Allow-Origin; * allows any") {
+  TestServer s(absl::Seconds(2), {"https://a.example"});
+  auto c = s.Client();
+  // Not in the list (exact match: no prefix, scheme or port games).
+  for (const char* origin :
+       {"https://evil.example", "http://a.example", "https://a.example:443",
+        "https://a.example.evil.example", "null"}) {
+    CAPTURE(origin);
+    auto r = c.Get("/ok", {{"Origin", origin}});
+    CheckCors(r, "");
+    CHECK(r->status == 200);  // the browser, not the server, blocks the page
+  }
+  CheckCors(c.Get("/ok"), "");  // no Origin: not a CORS request
+
+  TestServer any(absl::Seconds(2), {"https://a.example", "*"});
+  auto a = any.Client();
+  CheckCors(a.Get("/ok", {{"Origin", "https://elsewhere.example"}}), "*");
+  CheckCors(a.Get("/nope", {{"Origin", "https://a.example"}}), "*");
+  CheckCors(a.Get("/ok"), "");
+}
+
+TEST_CASE("CORS: a preflight gets the path's methods before any middleware") {
+  TestServer s(absl::Seconds(2), {"https://a.example"});
+  auto c = s.Client();
+  auto r = c.Options("/private", Preflight("https://a.example", "DELETE"));
+  REQUIRE(r);
+  CHECK(r->status == 204);
+  CHECK(r->body.empty());
+  CheckCors(r, "https://a.example");
+  CHECK(r->get_header_value("Access-Control-Allow-Methods") == "DELETE, GET");
+  CHECK(r->get_header_value("Access-Control-Allow-Headers") ==
+        "Authorization, Content-Type, X-Request-ID");
+  CHECK(r->get_header_value("Access-Control-Max-Age") == "600");
+  CHECK_FALSE(r->get_header_value("X-Request-ID").empty());
+  // No authentication was asked for: the middleware never ran.
+  CHECK(s.middleware_calls.load() == 0);
+  r = c.Options("/items/7", Preflight("https://a.example", "GET"));
+  REQUIRE(r);
+  CHECK(r->status == 204);
+  CHECK(r->get_header_value("Access-Control-Allow-Methods") == "GET");
+  r = c.Options("/echo", Preflight("https://a.example", "POST"));
+  REQUIRE(r);
+  CHECK(r->get_header_value("Access-Control-Allow-Methods") == "POST");
+  // The real request then goes through the middleware as usual.
+  r = c.Delete("/private", {{"Origin", "https://a.example"},
+                            {"Authorization", "Bearer k"}});
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(s.middleware_calls.load() == 1);
+  // Preflights are counted under their route template.
+  CHECK(s.metrics.Serialize().find(
+            "http_requests_total{method=\"OPTIONS\",route=\"/items/{id}\","
+            "status=\"204\"} 1") != std::string::npos);
+}
+
+TEST_CASE("CORS: preflight from another origin 403, unknown path 404") {
+  TestServer s(absl::Seconds(2), {"https://a.example"});
+  auto c = s.Client();
+  auto r = c.Options("/private", Preflight("https://evil.example", "DELETE"));
+  auto j = CheckErrorBody(r, 403, "FORBIDDEN");
+  CHECK(j["detail"].get<std::string>().find("https://evil.example") !=
+        std::string::npos);
+  CheckCors(r, "");
+  CHECK_FALSE(r->has_header("Access-Control-Allow-Methods"));
+  r = c.Options("/nope", Preflight("https://a.example"));
+  CheckErrorBody(r, 404, "RESOURCE_NOT_FOUND");
+  CheckCors(r, "https://a.example");
+  CHECK_FALSE(r->has_header("Access-Control-Allow-Methods"));
+  // OPTIONS that is not a preflight keeps its 405.
+  r = c.Options("/ok", {{"Origin", "https://a.example"}});
+  CheckErrorBody(r, 405, "METHOD_NOT_ALLOWED");
+  CHECK(r->get_header_value("Allow") == "GET");
+  CheckCors(r, "https://a.example");
+  CheckErrorBody(c.Options("/ok"), 405, "METHOD_NOT_ALLOWED");
+  CHECK(s.middleware_calls.load() == 0);
 }
 
 }  // namespace
