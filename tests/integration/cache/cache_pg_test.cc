@@ -162,18 +162,57 @@ TEST_CASE("Cache triggers: one notification per family per statement") {
     CHECK(Collect(listen, listener, 1, 1).empty());
   }
   SUBCASE("an alert and its fan-out invalidate alerts and dashboard") {
+    pqxx::nontransaction tx(data);
+    const std::string id =
+        tx.exec1(
+              "INSERT INTO alerts (operation_type, severity, message)"
+              " VALUES ('commit', 'WARNING', 'm') RETURNING id")[0]
+            .as<std::string>();
+    auto got = Collect(listen, listener, 3);
+    CHECK(got.size() == 3);
+    CHECK(got["alerts:*"] == 1);
+    CHECK(got["dashboard:*"] == 1);
+    CHECK(got["alerts:item:" + id] == 1);  // three queue rows, collapsed
+    // A delivery changing status: that alert's page only.
+    Exec(dsn, "UPDATE alert_delivery_queue SET delivery_status = 'cancelled'");
+    got = Collect(listen, listener, 1);
+    CHECK(got.size() == 1);
+    CHECK(got["alerts:item:" + id] == 1);
+  }
+  SUBCASE("the engine's bookkeeping invalidates nothing") {
     Exec(dsn,
          "INSERT INTO alerts (operation_type, severity, message)"
          " VALUES ('commit', 'WARNING', 'm')");
+    Collect(listen, listener, 3);
+    // A claim's lease renewal keeps the status; counters, breaker and
+    // last_used_at are refreshed by TTL, not by notification.
+    Exec(dsn,
+         "UPDATE alert_delivery_queue SET lease_owner = 'w1', "
+         "lease_expires_at = now() + interval '30 seconds', "
+         "updated_at = now()");
+    Exec(dsn,
+         "UPDATE webhooks SET consecutive_failures = consecutive_failures + 1,"
+         " total_deliveries = total_deliveries + 1, last_used_at = now(),"
+         " last_failure_at = now(), updated_at = now()");
+    CHECK(Collect(listen, listener, 1, 1).empty());
+    // ... while the engine disabling a webhook is news.
+    Exec(dsn,
+         "UPDATE webhooks SET status = 'disabled', disabled_reason = 'x', "
+         "disabled_at = now() WHERE name = 'hook0'");
     auto got = Collect(listen, listener, 2);
-    CHECK(got.size() == 2);
-    CHECK(got["alerts:*"] == 1);  // alerts and queue rows, collapsed
+    CHECK(got["webhooks:*"] == 1);
     CHECK(got["dashboard:*"] == 1);
+  }
+  SUBCASE("a statement touching more than 100 alerts' deliveries: alerts:*") {
+    Exec(dsn,
+         "INSERT INTO alerts (operation_type, severity, message)"
+         " SELECT 'commit', 'INFO', 'bulk ' || g FROM generate_series(1, 101) "
+         "g");
+    Collect(listen, listener, 2);  // alerts:* and dashboard:*
     Exec(dsn, "UPDATE alert_delivery_queue SET delivery_status = 'cancelled'");
-    got = Collect(listen, listener, 2);
+    auto got = Collect(listen, listener, 1);
+    CHECK(got.size() == 1);
     CHECK(got["alerts:*"] == 1);
-    CHECK(got["dashboard:*"] == 1);
-    CHECK(got.count("webhooks:*") == 0);
   }
   SUBCASE("every payload is a pattern the cache accepts") {
     Exec(dsn, "DELETE FROM webhooks WHERE name = 'hook2'");
