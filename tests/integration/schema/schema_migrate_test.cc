@@ -112,6 +112,14 @@ TEST_CASE("Migrate: a fresh database gets every table and guide index") {
                "version = 1") ==
         internal::MigrationChecksum(internal::EmbeddedMigrations()[0].sql));
 
+  // 003: the queue is vacuumed after 1 % of it is dead, not 20 %.
+  CHECK(Scalar(c,
+               "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE "
+               "oid = 'pggit.alert_delivery_queue'::regclass") ==
+        "autovacuum_vacuum_scale_factor=0.01,autovacuum_vacuum_threshold=1000,"
+        "autovacuum_analyze_scale_factor=0.02,"
+        "autovacuum_vacuum_insert_scale_factor=0.05");
+
   absl::StatusOr<SchemaStatus> after = CheckSchema(dsn);
   REQUIRE(after.ok());
   CHECK(after->status == "ok");
