@@ -5,8 +5,9 @@
 // Producers insert alerts; an AFTER INSERT trigger on `alerts` writes one
 // `alert_delivery_queue` row per matching active webhook and sends NOTIFY
 // pggit_deliveries, in the inserting transaction. EnqueueAlert() below is the
-// std/Abseil way to insert one; "pggitops/pqxx.h" takes the caller's
-// own libpqxx transaction; any SQL producer may simply INSERT INTO alerts.
+// std/Abseil way to insert one (on its own, or in the caller's transaction
+// on a pooled lease); "pggitops/pqxx.h" takes the caller's own libpqxx
+// transaction; any SQL producer may simply INSERT INTO alerts.
 //
 // A DeliveryEngine takes due rows and delivers them, at least once:
 //
@@ -108,6 +109,21 @@ struct PGGITOPS_EXPORT AlertInput {
 // the pool's errors (kDeadlineExceeded, kUnavailable, ...) otherwise.
 // REQUIRES: pool != nullptr.
 PGGITOPS_EXPORT absl::StatusOr<int64_t> EnqueueAlert(ConnectionPool* pool,
+                                                     const AlertInput& alert);
+
+// Inserts the alert on `lease`, inside the transaction the caller began on
+// it (or autocommit if none), so the alert and its deliveries commit or roll
+// back with the caller's own writes; the engines are woken at commit:
+//
+//   absl::StatusOr<PooledConnection> lease = pool->Acquire();
+//   lease->Query("BEGIN");
+//   lease->Query("UPDATE orders SET ...", {...});
+//   absl::StatusOr<int64_t> id = EnqueueAlert(*lease, alert);
+//   lease->Query(id.ok() ? "COMMIT" : "ROLLBACK");
+//
+// Errors as above; on a database error inside a transaction the transaction
+// is aborted (roll it back). REQUIRES: lease.valid().
+PGGITOPS_EXPORT absl::StatusOr<int64_t> EnqueueAlert(PooledConnection& lease,
                                                      const AlertInput& alert);
 
 // Makes the failed and waiting (pending) deliveries of webhooks that are

@@ -26,7 +26,13 @@ absl::StatusOr<int64_t> EnqueueAlert(ConnectionPool* pool,
   if (absl::Status s = alert.Validate(); !s.ok()) return s;
   absl::StatusOr<PooledConnection> lease = pool->Acquire();
   if (!lease.ok()) return lease.status();
-  absl::StatusOr<QueryResult> r = lease->Query(
+  return EnqueueAlert(*lease, alert);
+}
+
+absl::StatusOr<int64_t> EnqueueAlert(PooledConnection& lease,
+                                     const AlertInput& alert) {
+  if (absl::Status s = alert.Validate(); !s.ok()) return s;
+  absl::StatusOr<QueryResult> r = lease.Query(
       kInsertAlert,
       {alert.operation_type, alert.severity, alert.message,
        alert.context_json.empty() ? std::string("{}") : alert.context_json});

@@ -284,8 +284,24 @@ TEST_CASE("engine: EnqueueAlert validates, inserts, and joins a transaction") {
     CHECK(absl::IsInvalidArgument(EnqueueAlert(refused, bad).status()));
   }
   CHECK(Count(dsn, "SELECT count(*) FROM alerts") == 2);
+  {
+    // The std/Abseil way into the caller's transaction: a pooled lease.
+    absl::StatusOr<PooledConnection> lease = pool->Acquire();
+    REQUIRE(lease.ok());
+    REQUIRE(lease->Query("BEGIN").ok());
+    REQUIRE(EnqueueAlert(*lease, good).ok());
+    REQUIRE(lease->Query("ROLLBACK").ok());
+    CHECK(Count(dsn, "SELECT count(*) FROM alerts") == 2);
+    CHECK(Count(dsn, "SELECT count(*) FROM alert_delivery_queue") == 2);
+    REQUIRE(lease->Query("BEGIN").ok());
+    absl::StatusOr<int64_t> on_lease = EnqueueAlert(*lease, good);
+    REQUIRE(on_lease.ok());
+    CHECK(absl::IsInvalidArgument(EnqueueAlert(*lease, bad).status()));
+    REQUIRE(lease->Query("COMMIT").ok());
+  }
+  CHECK(Count(dsn, "SELECT count(*) FROM alerts") == 3);
   auto engine = StartEngine(pool.get(), TestOptions(dsn));
-  REQUIRE(WaitFor([&] { return rx.count() == 2; }, seconds(15)));
+  REQUIRE(WaitFor([&] { return rx.count() == 3; }, seconds(15)));
   const nlohmann::json body = nlohmann::json::parse(rx.requests()[0].body);
   CHECK(body["data"]["context"]["table"] == "users");
   CHECK(body["data"]["severity"] == "CRITICAL");
