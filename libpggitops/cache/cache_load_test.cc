@@ -1,6 +1,7 @@
 // Single-flight loads: many threads, one loader call; failures shared and
 // never cached; loads that overlap an invalidation are not cached.
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -44,17 +45,20 @@ std::vector<absl::StatusOr<CacheValue>> Stampede(
     results[0] = cache->GetOrLoad("webhooks:list", absl::Minutes(2), loader);
   });
   loader_entered.WaitForNotification();
-  std::atomic<int> started{0};
   for (int i = 1; i < n; ++i) {
     threads.emplace_back([&, i] {
-      started.fetch_add(1);
       results[i] = cache->GetOrLoad("webhooks:list", absl::Minutes(2), loader);
     });
   }
-  // Every waiter has at least started; give them a moment to block on the
-  // flight (if one is late it finds the cached value: still one load).
-  while (started.load() < n - 1) std::this_thread::yield();
-  for (int i = 0; i < 1000; ++i) std::this_thread::yield();
+  // A waiter counts its miss once it has joined the flight (the leader
+  // counted its own before calling the loader), so `n` misses mean every
+  // thread waits on this one load. Bounded, should single-flight break.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (cache->Stats().misses < n &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  CHECK(cache->Stats().misses == n);
   release.Notify();
   for (auto& t : threads) t.join();
   return results;

@@ -85,15 +85,37 @@ TEST_CASE("engine: NOTIFY wakes it, through restarts and killed sessions") {
   REQUIRE((*listener)->WaitUntilListening(absl::Seconds(10)));
   CHECK(Latency(dsn, &rx, seconds(20)) < milliseconds(5000));
 
-  // A notification lost while the listener was away: the poll after the
-  // reconnection finds the row. Stop the listener's session, insert while
-  // it is down (terminating it again), and see the alert arrive.
+  // A notification lost while the listener was away: only the poll after
+  // the reconnection can find the row (the poll interval is 30 s). New
+  // sessions are refused while the alert is inserted, so the listener is
+  // certainly away when its NOTIFY goes out.
   const int before_lost = reconnects.load();
   const int got = rx.count();
-  harness::AdminQuery(db,
-                      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE application_name = 'pggitops-listener'");
-  AddAlert(dsn);
+  pqxx::connection producer(dsn);
+  const std::string listener_sessions =
+      "FROM pg_stat_activity WHERE datname = '" + db +
+      "' AND application_name = 'pggitops-listener'";
+  harness::AdminQuery("postgres",
+                      "ALTER DATABASE " + db + " WITH ALLOW_CONNECTIONS false");
+  harness::AdminQuery("postgres",
+                      "SELECT pg_terminate_backend(pid) " + listener_sessions);
+  bool away = false;
+  for (int i = 0; i < 200 && !away; ++i) {
+    away = harness::AdminQuery("postgres",
+                               "SELECT count(*) " + listener_sessions) == "0";
+    if (!away) std::this_thread::sleep_for(milliseconds(25));
+  }
+  {
+    pqxx::work tx(producer);
+    tx.exec(
+        "INSERT INTO pggit.alerts (operation_type, severity, message) "
+        "VALUES ('commit', 'WARNING', 'while away')");
+    tx.commit();
+  }
+  std::this_thread::sleep_for(milliseconds(300));
+  harness::AdminQuery("postgres",
+                      "ALTER DATABASE " + db + " WITH ALLOW_CONNECTIONS true");
+  REQUIRE(away);
   REQUIRE(
       WaitFor([&] { return reconnects.load() > before_lost; }, seconds(30)));
   CHECK(WaitFor([&] { return rx.count() > got; }, seconds(10)));
