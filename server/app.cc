@@ -9,6 +9,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "pggitops/api_keys.h"
 #include "pggitops/cache.h"
 #include "pggitops/connection_pool.h"
 #include "pggitops/delivery_queue.h"
@@ -17,9 +18,12 @@
 #include "pggitops/log.h"
 #include "pggitops/metrics.h"
 #include "pggitops/pg_listener.h"
+#include "pggitops/rate_limiter.h"
 #include "pggitops/schema.h"
 #include "pggitops/version.h"
 #include "server/app_context.h"
+#include "server/http/access_control.h"
+#include "server/http/client_address.h"
 #include "server/http/http_server.h"
 #include "server/lifecycle.h"
 #include "server/routes/alert_routes.h"
@@ -89,6 +93,9 @@ struct App::Impl {
   std::unique_ptr<Cache> cache;
   std::unique_ptr<CachedRead> reads;
   std::unique_ptr<DeliveryEngine> engine;
+  std::unique_ptr<ApiKeyVerifier> keys;
+  std::unique_ptr<RateLimiter> limiter;
+  TrustedProxies proxies;
   Router router;
   std::unique_ptr<HttpServer> server;
 
@@ -99,6 +106,7 @@ struct App::Impl {
   absl::Status Start();
   absl::Status StartCache();
   absl::Status StartDelivery();
+  absl::Status StartAccessControl();
   void WarmCache();
   void Drain(absl::Time deadline);
 };
@@ -154,6 +162,8 @@ absl::Status App::Impl::Start() {
   if (!s.ok()) return s;
   s = StartDelivery();
   if (!s.ok()) return s;
+  s = StartAccessControl();
+  if (!s.ok()) return s;
   s = listener->Start();
   if (!s.ok()) return s;
 
@@ -163,7 +173,62 @@ absl::Status App::Impl::Start() {
   AddAlertRoutes(&router, &ctx);
   server = std::make_unique<HttpServer>(ServerOptions(config), &router,
                                         &metrics, &latency);
+  // Rate limiting first, so guessing keys costs tokens too.
+  if (limiter != nullptr) {
+    server->AddMiddleware(RateLimitMiddleware(
+        limiter.get(), &proxies, config.rate_limit_exempt_loopback));
+  }
+  server->AddMiddleware(AuthMiddleware(keys.get()));
   return server->Bind();
+}
+
+// CONTRACT 8. Keys are loaded now and reloaded every API_KEY_CACHE_SECONDS.
+// Without a key the API answers loopback clients only, so listening on
+// another address would serve nobody but invite mistakes: refused. When the
+// keys cannot be read yet, the daemon starts in protected mode (the safe
+// side) and leaves it once they load.
+absl::Status App::Impl::StartAccessControl() {
+  absl::StatusOr<TrustedProxies> parsed =
+      TrustedProxies::Parse(config.trusted_proxies);
+  if (!parsed.ok()) return parsed.status();
+  proxies = *std::move(parsed);
+
+  ApiKeyVerifierOptions key_options;
+  key_options.pool = pool.get();
+  key_options.refresh_interval = config.api_key_cache;
+  key_options.metrics = &metrics;
+  absl::StatusOr<std::unique_ptr<ApiKeyVerifier>> k =
+      ApiKeyVerifier::Create(key_options);
+  if (!k.ok()) return k.status();
+  keys = *std::move(k);
+  if (keys->loaded() && keys->protected_mode() &&
+      !IsLoopbackHost(config.api_host)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "API_HOST=", config.api_host,
+        " is not a loopback address and no API key exists: without a key "
+        "the API answers loopback clients only (protected mode). Create a "
+        "key first (`pggit-api keys create --name NAME --scopes read`) or "
+        "listen on 127.0.0.1"));
+  }
+  if (!keys->loaded()) {
+    Log::Warning("API keys not loaded yet: protected mode until they are");
+  } else if (keys->protected_mode()) {
+    Log::Info(
+        "protected mode: no API key exists; the API answers loopback "
+        "clients only");
+  }
+  keys->Start();
+
+  if (config.rate_limit_per_minute > 0) {
+    RateLimiterOptions limit_options;
+    limit_options.per_minute = config.rate_limit_per_minute;
+    limit_options.burst = config.rate_limit_burst;
+    absl::StatusOr<std::unique_ptr<RateLimiter>> l =
+        RateLimiter::Create(limit_options);
+    if (!l.ok()) return l.status();
+    limiter = *std::move(l);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status App::Impl::StartCache() {
@@ -289,6 +354,7 @@ int App::Serve() {
   s.Drain(deadline);
   http.join();
   s.cache->Shutdown();
+  s.keys->Shutdown();
   s.listener->Stop();
   s.pool->Close();
   drained.Notify();

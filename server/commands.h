@@ -13,6 +13,9 @@ namespace pggitops::server {
 int RunServe(const Config& config);
 int RunMigrate(const Config& config);
 int RunCheckConfig(const Config& config);
+// `keys create --name N --scopes read,write,admin`, `keys list`,
+// `keys revoke N`; `args` are the words after "keys".
+int RunKeys(const Config& config, const std::vector<std::string>& args);
 int RunVersion();
 void PrintUsage();
 

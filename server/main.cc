@@ -2,6 +2,7 @@
 // behaviour lives in libpggitops and in server/.
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "pggitops/config.h"
 #include "pggitops/log.h"
@@ -28,7 +29,8 @@ int main(int argc, char** argv) {
   std::string command =
       cli->positionals.empty() ? "serve" : cli->positionals.front();
   if (command == "version") return server::RunVersion();
-  if (command != "serve" && command != "migrate" && command != "check-config") {
+  if (command != "serve" && command != "migrate" && command != "check-config" &&
+      command != "keys") {
     std::fprintf(stderr, "pggit-api: unknown command '%s' (see --help)\n",
                  command.c_str());
     return 2;
@@ -50,5 +52,10 @@ int main(int argc, char** argv) {
   }
   if (command == "migrate") return server::RunMigrate(*config);
   if (command == "check-config") return server::RunCheckConfig(*config);
+  if (command == "keys") {
+    return server::RunKeys(
+        *config, std::vector<std::string>(cli->positionals.begin() + 1,
+                                          cli->positionals.end()));
+  }
   return server::RunServe(*config);
 }

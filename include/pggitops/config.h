@@ -110,7 +110,7 @@ struct PGGITOPS_EXPORT Config {
   absl::Duration health_cache = absl::Seconds(2);       // HEALTH_CACHE_SECONDS
   absl::Duration shutdown_timeout = absl::Seconds(30);  // SHUTDOWN_TIMEOUT
   absl::Duration shutdown_grace = absl::Seconds(5);  // SHUTDOWN_GRACE_SECONDS
-  absl::Duration api_key_cache = absl::Seconds(5);   // API_KEY_CACHE_SECONDS
+  absl::Duration api_key_cache = absl::Seconds(2);   // API_KEY_CACHE_SECONDS
   std::string environment = "production";            // ENVIRONMENT
 
   // Where each key's value came from: KEY -> "default", "yaml", ".env",

@@ -80,7 +80,7 @@ const std::map<std::string, std::vector<std::string>>& InvalidValues() {
           {"HEALTH_CACHE_SECONDS", {"-1", "3601"}},
           {"SHUTDOWN_TIMEOUT", {"0.05", "3601"}},
           {"SHUTDOWN_GRACE_SECONDS", {"-1", "301"}},
-          {"API_KEY_CACHE_SECONDS", {"-1", "301"}},
+          {"API_KEY_CACHE_SECONDS", {"0", "0.05", "301"}},
           {"ENVIRONMENT", {"staging", "prod", ""}},
       };
   return *values;

@@ -193,9 +193,9 @@ std::vector<KeySpec> BuildTable() {
       Seconds("SHUTDOWN_GRACE_SECONDS", &C::shutdown_grace, 0, 300,
               "on SIGTERM, /health/ready answers 503 this long before the "
               "listener closes"),
-      Seconds("API_KEY_CACHE_SECONDS", &C::api_key_cache, 0, 300,
-              "API key lookups are cached this long; a revocation takes "
-              "effect within it"),
+      Seconds("API_KEY_CACHE_SECONDS", &C::api_key_cache, 0.1, 300,
+              "API keys are reloaded from the database this often; a key "
+              "created or revoked on any instance takes effect within it"),
       Enum("ENVIRONMENT", &C::environment, {"production", "development"},
            "development relaxes only what is documented as relaxed"),
   };

@@ -1,0 +1,114 @@
+#include "server/http/access_control.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/http/errors.h"
+#include "server/http/request_context.h"
+
+namespace pggitops::server {
+namespace {
+
+ApiScope Needed(Scope s) {
+  switch (s) {
+    case Scope::kAdmin:
+      return ApiScope::kAdmin;
+    case Scope::kWrite:
+      return ApiScope::kWrite;
+    default:
+      return ApiScope::kRead;
+  }
+}
+
+HttpError Unauthorized(const std::string& detail) {
+  HttpError e(401, "UNAUTHORIZED", detail);
+  e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pggit-api\"");
+  return e;
+}
+
+// The token of "Authorization: Bearer <token>", or nullopt.
+std::optional<std::string> BearerToken(const httplib::Request& req) {
+  if (!req.has_header("Authorization")) return std::nullopt;
+  const std::string header = req.get_header_value("Authorization");
+  absl::string_view v = absl::StripAsciiWhitespace(header);
+  if (v.size() < 7 || !absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) {
+    return std::nullopt;
+  }
+  v = absl::StripAsciiWhitespace(v.substr(7));
+  if (v.empty()) return std::nullopt;
+  return std::string(v);
+}
+
+int64_t CeilSeconds(absl::Duration d) {
+  return std::max<int64_t>(
+      1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))));
+}
+
+}  // namespace
+
+bool IsLoopbackHost(absl::string_view host) {
+  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
+  return IsLoopbackAddress(host);
+}
+
+Middleware RateLimitMiddleware(RateLimiter* limiter,
+                               const TrustedProxies* proxies,
+                               bool exempt_loopback) {
+  return [limiter, proxies, exempt_loopback](RequestContext& ctx,
+                                             const Route& route) {
+    if (!absl::StartsWith(route.path_template, "/api/")) return;
+    std::string client = ClientAddress(ctx.req, *proxies);
+    if (exempt_loopback && IsLoopbackAddress(client)) return;
+    RateLimitDecision d = limiter->Check(client);
+    ctx.res.set_header("X-RateLimit-Limit", absl::StrCat(d.limit));
+    ctx.res.set_header("X-RateLimit-Remaining", absl::StrCat(d.remaining));
+    int64_t reset = absl::ToUnixSeconds(d.reset);
+    if (absl::FromUnixSeconds(reset) < d.reset) ++reset;  // rounded up
+    ctx.res.set_header("X-RateLimit-Reset", absl::StrCat(reset));
+    if (d.allowed) return;
+    int64_t retry = CeilSeconds(d.retry_after);
+    HttpError e(429, "RATE_LIMITED",
+                absl::StrCat("rate limit of ", d.limit,
+                             " requests per minute exceeded for ", client,
+                             "; retry in ", retry, " s"));
+    e.headers.emplace_back("Retry-After", absl::StrCat(retry));
+    throw e;
+  };
+}
+
+Middleware AuthMiddleware(ApiKeyVerifier* keys) {
+  return [keys](RequestContext& ctx, const Route& route) {
+    if (route.scope == Scope::kPublic) return;
+    if (keys->protected_mode()) {
+      if (IsLoopbackClient(ctx.req)) return;
+      throw HttpError(
+          403, "FORBIDDEN",
+          "protected mode: no API key exists, so the API answers loopback "
+          "clients only (and not through a proxy); create a key with "
+          "`pggit-api keys create --name NAME --scopes read`");
+    }
+    std::optional<std::string> token = BearerToken(ctx.req);
+    if (!token.has_value()) {
+      throw Unauthorized(
+          "an API key is required: send `Authorization: Bearer <key>`");
+    }
+    std::optional<ApiScope> scope = keys->Verify(*token);
+    if (!scope.has_value()) {
+      throw Unauthorized("the API key is not valid (unknown or revoked)");
+    }
+    ApiScope needed = Needed(route.scope);
+    if (*scope < needed) {
+      throw HttpError(
+          403, "FORBIDDEN",
+          absl::StrCat(route.method, " ", route.path_template, " needs the `",
+                       ApiScopeName(needed), "` scope; this key has `",
+                       ApiScopeName(*scope), "`"));
+    }
+  };
+}
+
+}  // namespace pggitops::server

@@ -1,0 +1,41 @@
+// Who may call what (CONTRACT section 8): the rate limit of /api/* per
+// client address, then API keys and scopes, or protected mode while no key
+// exists. Both are HttpServer middlewares, run after routing (so only known
+// routes count) and before the body is parsed.
+#ifndef PGGITOPS_SERVER_HTTP_ACCESS_CONTROL_H_
+#define PGGITOPS_SERVER_HTTP_ACCESS_CONTROL_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "pggitops/api_keys.h"
+#include "pggitops/rate_limiter.h"
+#include "server/http/client_address.h"
+#include "server/http/http_server.h"
+
+namespace pggitops::server {
+
+// True for the names API_HOST may hold that only this host can reach:
+// 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackHost(absl::string_view host);
+
+// Rate-limits routes under /api/ by client address (TrustedProxies decides
+// whose X-Forwarded-For is believed). Every answer of such a route carries
+// X-RateLimit-Limit, -Remaining and -Reset (epoch seconds); a refused one is
+// 429 RATE_LIMITED with Retry-After. Loopback clients are exempt when
+// `exempt_loopback`. *limiter and *proxies must outlive the server.
+Middleware RateLimitMiddleware(RateLimiter* limiter,
+                               const TrustedProxies* proxies,
+                               bool exempt_loopback);
+
+// Requires what each route's Scope asks for. Public routes pass. While no
+// API key exists (protected mode) only loopback clients pass, and a request
+// with X-Forwarded-For or Forwarded is not a loopback client; otherwise
+// `Authorization: Bearer <key>` is required (401 UNAUTHORIZED without a
+// valid one, 403 FORBIDDEN when its scope is too narrow). *keys must outlive
+// the server.
+Middleware AuthMiddleware(ApiKeyVerifier* keys);
+
+}  // namespace pggitops::server
+
+#endif  // PGGITOPS_SERVER_HTTP_ACCESS_CONTROL_H_
