@@ -44,23 +44,16 @@ constexpr absl::Duration kStreamAcquireTimeout = absl::Seconds(2);
 // SQL
 // ---------------------------------------------------------------------------
 
-// RFC 3339 UTC with microseconds, like Rfc3339(); NULL stays NULL.
-std::string TimestampSql(const char* column) {
-  return absl::StrCat("to_char(", column,
-                      " AT TIME ZONE 'UTC', "
-                      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
-}
-
 // One alert `a` as a JSON object, with its delivery counts by status.
 const std::string& AlertJsonSql() {
   static const std::string* sql = new std::string(absl::StrCat(
       "json_build_object('id', a.id, 'operation_type', a.operation_type, "
       "'severity', a.severity, 'message', a.message, 'status', a.status, "
       "'context', a.context, 'created_at', ",
-      TimestampSql("a.created_at"), ", 'updated_at', ",
-      TimestampSql("a.updated_at"), ", 'acknowledged_at', ",
-      TimestampSql("a.acknowledged_at"), ", 'resolved_at', ",
-      TimestampSql("a.resolved_at"),
+      Rfc3339Sql("a.created_at"), ", 'updated_at', ",
+      Rfc3339Sql("a.updated_at"), ", 'acknowledged_at', ",
+      Rfc3339Sql("a.acknowledged_at"), ", 'resolved_at', ",
+      Rfc3339Sql("a.resolved_at"),
       ", 'deliveries', (SELECT json_build_object("
       "'pending', count(*) FILTER (WHERE q.delivery_status = 'pending'), "
       "'in_progress', count(*) FILTER (WHERE q.delivery_status = "
