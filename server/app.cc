@@ -30,6 +30,7 @@
 #include "server/routes/cache_routes.h"
 #include "server/routes/cached_read.h"
 #include "server/routes/health_routes.h"
+#include "server/routes/request_figures.h"
 #include "server/routes/webhook_routes.h"
 
 namespace pggitops::server {
@@ -85,7 +86,7 @@ HealthCheck SchemaCheck(ConnectionPool* pool) {
 struct App::Impl {
   Config config;
   MetricsRegistry metrics;
-  LatencyWindow latency;
+  LatencyWindow latency{absl::Seconds(kRequestWindowSeconds)};
   HealthRegistry health;
   AppContext ctx;
   std::unique_ptr<ConnectionPool> pool;

@@ -24,6 +24,7 @@
 #include "server/http/json_util.h"
 #include "server/http/request_context.h"
 #include "server/routes/cached_read.h"
+#include "server/routes/request_figures.h"
 #include "server/routes/sse_hub.h"
 
 namespace pggitops::server {
@@ -600,7 +601,7 @@ std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool,
 
 SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
   absl::Time now = absl::Now();
-  LatencyWindow::Summary w = app->latency->Summarize();
+  RequestFigures w = SummarizeRequests(*app->latency, now - app->started_at);
   PoolStats pool = app->pool->Stats();
   json status = {
       {"timestamp", Rfc3339(now)},
@@ -610,12 +611,12 @@ SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
       {"open_streams", hub->open_streams()},
       {"requests",
        {{"count", w.count},
-        {"error_rate",
-         w.count == 0 ? 0.0 : static_cast<double>(w.errors) / w.count},
+        {"error_rate", w.error_rate},
         {"p50_ms", w.p50_ms},
         {"p95_ms", w.p95_ms},
         {"p99_ms", w.p99_ms},
-        {"window_seconds", 60}}},
+        {"requests_per_second", w.requests_per_second},
+        {"window_seconds", kRequestWindowSeconds}}},
       {"pool",
        {{"size", pool.size},
         {"checked_out", pool.checked_out},
