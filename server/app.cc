@@ -29,7 +29,9 @@
 #include "server/routes/alert_routes.h"
 #include "server/routes/cache_routes.h"
 #include "server/routes/cached_read.h"
+#include "server/routes/dashboard_routes.h"
 #include "server/routes/health_routes.h"
+#include "server/routes/request_figures.h"
 #include "server/routes/webhook_routes.h"
 
 namespace pggitops::server {
@@ -85,7 +87,7 @@ HealthCheck SchemaCheck(ConnectionPool* pool) {
 struct App::Impl {
   Config config;
   MetricsRegistry metrics;
-  LatencyWindow latency;
+  LatencyWindow latency{absl::Seconds(kRequestWindowSeconds)};
   HealthRegistry health;
   AppContext ctx;
   std::unique_ptr<ConnectionPool> pool;
@@ -171,6 +173,7 @@ absl::Status App::Impl::Start() {
   AddCacheRoutes(&router, cache.get(), &latency);
   AddWebhookRoutes(&router, &ctx);
   AddAlertRoutes(&router, &ctx);
+  AddDashboardRoutes(&router, &ctx);
   server = std::make_unique<HttpServer>(ServerOptions(config), &router,
                                         &metrics, &latency);
   // Rate limiting first, so guessing keys costs tokens too.

@@ -24,6 +24,7 @@
 #include "server/http/json_util.h"
 #include "server/http/request_context.h"
 #include "server/routes/cached_read.h"
+#include "server/routes/request_figures.h"
 #include "server/routes/sse_hub.h"
 
 namespace pggitops::server {
@@ -44,23 +45,16 @@ constexpr absl::Duration kStreamAcquireTimeout = absl::Seconds(2);
 // SQL
 // ---------------------------------------------------------------------------
 
-// RFC 3339 UTC with microseconds, like Rfc3339(); NULL stays NULL.
-std::string TimestampSql(const char* column) {
-  return absl::StrCat("to_char(", column,
-                      " AT TIME ZONE 'UTC', "
-                      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
-}
-
 // One alert `a` as a JSON object, with its delivery counts by status.
 const std::string& AlertJsonSql() {
   static const std::string* sql = new std::string(absl::StrCat(
       "json_build_object('id', a.id, 'operation_type', a.operation_type, "
       "'severity', a.severity, 'message', a.message, 'status', a.status, "
       "'context', a.context, 'created_at', ",
-      TimestampSql("a.created_at"), ", 'updated_at', ",
-      TimestampSql("a.updated_at"), ", 'acknowledged_at', ",
-      TimestampSql("a.acknowledged_at"), ", 'resolved_at', ",
-      TimestampSql("a.resolved_at"),
+      Rfc3339Sql("a.created_at"), ", 'updated_at', ",
+      Rfc3339Sql("a.updated_at"), ", 'acknowledged_at', ",
+      Rfc3339Sql("a.acknowledged_at"), ", 'resolved_at', ",
+      Rfc3339Sql("a.resolved_at"),
       ", 'deliveries', (SELECT json_build_object("
       "'pending', count(*) FILTER (WHERE q.delivery_status = 'pending'), "
       "'in_progress', count(*) FILTER (WHERE q.delivery_status = "
@@ -607,7 +601,7 @@ std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool,
 
 SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
   absl::Time now = absl::Now();
-  LatencyWindow::Summary w = app->latency->Summarize();
+  RequestFigures w = SummarizeRequests(*app->latency, now - app->started_at);
   PoolStats pool = app->pool->Stats();
   json status = {
       {"timestamp", Rfc3339(now)},
@@ -617,12 +611,12 @@ SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
       {"open_streams", hub->open_streams()},
       {"requests",
        {{"count", w.count},
-        {"error_rate",
-         w.count == 0 ? 0.0 : static_cast<double>(w.errors) / w.count},
+        {"error_rate", w.error_rate},
         {"p50_ms", w.p50_ms},
         {"p95_ms", w.p95_ms},
         {"p99_ms", w.p99_ms},
-        {"window_seconds", 60}}},
+        {"requests_per_second", w.requests_per_second},
+        {"window_seconds", kRequestWindowSeconds}}},
       {"pool",
        {{"size", pool.size},
         {"checked_out", pool.checked_out},

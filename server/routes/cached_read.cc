@@ -85,6 +85,15 @@ std::string CacheKey(CacheFamily family,
 void CachedRead::Serve(RequestContext& ctx, CacheFamily family,
                        const std::string& key,
                        const JsonProducer& produce) const {
+  bool hit = false;
+  CacheValue body = Load(family, key, produce, &hit);
+  ctx.res.status = 200;
+  ctx.res.set_header("X-Cache", hit ? "HIT" : "MISS");
+  ctx.res.set_content(body->data(), body->size(), "application/json");
+}
+
+CacheValue CachedRead::Load(CacheFamily family, const std::string& key,
+                            const JsonProducer& produce, bool* hit) const {
   bool ran = false;
   std::exception_ptr thrown;
   CacheLoader loader = AsLoader(produce, &ran, &thrown);
@@ -98,9 +107,8 @@ void CachedRead::Serve(RequestContext& ctx, CacheFamily family,
   }
   if (thrown) std::rethrow_exception(thrown);
   if (!body.ok()) throw FromStatus(body.status());
-  ctx.res.status = 200;
-  ctx.res.set_header("X-Cache", ran ? "MISS" : "HIT");
-  ctx.res.set_content((*body)->data(), (*body)->size(), "application/json");
+  *hit = !ran;
+  return *std::move(body);
 }
 
 void CachedRead::InvalidateAfterWrite(

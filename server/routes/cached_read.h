@@ -69,6 +69,12 @@ class CachedRead {
   void Serve(RequestContext& ctx, CacheFamily family, const std::string& key,
              const JsonProducer& produce) const;
 
+  // The body Serve would answer, for a handler that adds to it before
+  // answering: cached or produced and cached as Serve does (and throwing as
+  // it does). *hit says whether it came from the cache (for X-Cache).
+  CacheValue Load(CacheFamily family, const std::string& key,
+                  const JsonProducer& produce, bool* hit) const;
+
   // Invalidates `families` (pattern "<family>:*") in this instance, in
   // Redis and in the other instances. Call after the write committed and
   // before answering.

@@ -13,6 +13,7 @@
 #include "nlohmann/json.hpp"
 #include "pggitops/log.h"
 #include "server/http/errors.h"
+#include "server/http/json_util.h"
 #include "server/http/request_context.h"
 #include "server/routes/webhook_json.h"
 
@@ -21,13 +22,6 @@ namespace {
 
 using nlohmann::json;
 using Params = std::vector<std::optional<std::string>>;
-
-// RFC 3339 UTC with microseconds, as Rfc3339() writes it; NULL stays NULL.
-std::string Ts(const std::string& column) {
-  return absl::StrCat("to_char(", column,
-                      " AT TIME ZONE 'UTC', "
-                      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
-}
 
 // The API's webhook (CONTRACT section 5), rendered by PostgreSQL from row
 // `w`. Never the secret.
@@ -43,16 +37,17 @@ const std::string& WebhookJsonSql() {
       " 'backoff_base', w.backoff_base, 'max_backoff', w.max_backoff),"
       " 'timeout_seconds', w.timeout_seconds, 'ssl_verify', w.ssl_verify,"
       " 'created_at', ",
-      Ts("w.created_at"), ", 'updated_at', ", Ts("w.updated_at"),
-      ", 'last_used_at', ", Ts("w.last_used_at"),
+      Rfc3339Sql("w.created_at"), ", 'updated_at', ",
+      Rfc3339Sql("w.updated_at"), ", 'last_used_at', ",
+      Rfc3339Sql("w.last_used_at"),
       ", 'health', json_build_object("
       "'consecutive_failures', w.consecutive_failures,"
       " 'success_rate', CASE WHEN w.total_deliveries > 0 THEN"
       " round(((w.total_deliveries - w.total_failures)::numeric"
       " / w.total_deliveries), 4)::float8 END,"
       " 'last_success_at', ",
-      Ts("w.last_success_at"), ", 'last_failure_at', ", Ts("w.last_failure_at"),
-      "))"));
+      Rfc3339Sql("w.last_success_at"), ", 'last_failure_at', ",
+      Rfc3339Sql("w.last_failure_at"), "))"));
   return *sql;
 }
 
@@ -163,13 +158,14 @@ const std::string& DeliveriesSql() {
       "'id', p.id, 'alert_id', p.alert_id, 'webhook_id', p.webhook_id,"
       " 'delivery_status', p.delivery_status,"
       " 'attempt_count', p.attempt_count, 'next_attempt_at', ",
-      Ts("p.next_attempt_at"),
+      Rfc3339Sql("p.next_attempt_at"),
       ", 'last_http_status', p.last_http_status,"
       " 'last_error', p.last_error, 'created_at', ",
-      Ts("p.created_at"), ", 'delivered_at', ", Ts("p.delivered_at"),
+      Rfc3339Sql("p.created_at"), ", 'delivered_at', ",
+      Rfc3339Sql("p.delivered_at"),
       ", 'attempts', coalesce((SELECT json_agg(json_build_object("
       "'attempt', a.attempt, 'started_at', ",
-      Ts("a.started_at"),
+      Rfc3339Sql("a.started_at"),
       ", 'duration_ms', a.duration_ms, 'http_status', a.http_status,"
       " 'error', a.error) ORDER BY a.started_at, a.id)"
       " FROM pggit.delivery_attempts a WHERE a.delivery_id = p.id),"
