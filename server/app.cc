@@ -29,6 +29,7 @@
 #include "server/routes/alert_routes.h"
 #include "server/routes/cache_routes.h"
 #include "server/routes/cached_read.h"
+#include "server/routes/dashboard_page_routes.h"
 #include "server/routes/dashboard_routes.h"
 #include "server/routes/health_routes.h"
 #include "server/routes/request_figures.h"
@@ -174,6 +175,7 @@ absl::Status App::Impl::Start() {
   AddWebhookRoutes(&router, &ctx);
   AddAlertRoutes(&router, &ctx);
   AddDashboardRoutes(&router, &ctx);
+  AddDashboardPageRoutes(&router, keys.get(), &proxies);
   server = std::make_unique<HttpServer>(ServerOptions(config), &router,
                                         &metrics, &latency);
   // Rate limiting first, so guessing keys costs tokens too.

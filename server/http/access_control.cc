@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "server/http/errors.h"
 #include "server/http/request_context.h"
+#include "server/http/session_cookie.h"
 
 namespace pggitops::server {
 namespace {
@@ -24,12 +25,6 @@ ApiScope Needed(Scope s) {
   }
 }
 
-HttpError Unauthorized(const std::string& detail) {
-  HttpError e(401, "UNAUTHORIZED", detail);
-  e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pggit-api\"");
-  return e;
-}
-
 // The token of "Authorization: Bearer <token>", or nullopt.
 std::optional<std::string> BearerToken(const httplib::Request& req) {
   if (!req.has_header("Authorization")) return std::nullopt;
@@ -43,12 +38,30 @@ std::optional<std::string> BearerToken(const httplib::Request& req) {
   return std::string(v);
 }
 
+// GET and HEAD: the methods the session cookie is accepted for. They change
+// nothing, so a request a browser sends on its own with the cookie (it
+// would not cross sites anyway: SameSite=Strict) can only read.
+bool IsReadMethod(const std::string& method) {
+  return method == "GET" || method == "HEAD";
+}
+
 int64_t CeilSeconds(absl::Duration d) {
   return std::max<int64_t>(
       1, absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))));
 }
 
 }  // namespace
+
+HttpError Unauthorized(const std::string& detail) {
+  HttpError e(401, "UNAUTHORIZED", detail);
+  e.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pggit-api\"");
+  return e;
+}
+
+bool IsRateLimitedRoute(absl::string_view path_template) {
+  return absl::StartsWith(path_template, "/api/") ||
+         path_template == "/dashboard/session";
+}
 
 bool IsLoopbackHost(absl::string_view host) {
   if (absl::EqualsIgnoreCase(host, "localhost")) return true;
@@ -60,7 +73,7 @@ Middleware RateLimitMiddleware(RateLimiter* limiter,
                                bool exempt_loopback) {
   return [limiter, proxies, exempt_loopback](RequestContext& ctx,
                                              const Route& route) {
-    if (!absl::StartsWith(route.path_template, "/api/")) return;
+    if (!IsRateLimitedRoute(route.path_template)) return;
     std::string client = ClientAddress(ctx.req, *proxies);
     if (exempt_loopback && IsLoopbackAddress(client)) return;
     RateLimitDecision d = limiter->Check(client);
@@ -91,14 +104,31 @@ Middleware AuthMiddleware(ApiKeyVerifier* keys) {
           "clients only (and not through a proxy); create a key with "
           "`pggit-api keys create --name NAME --scopes read`");
     }
+    // An Authorization header, when present, decides; the session cookie
+    // stands in for it on GET and HEAD only.
     std::optional<std::string> token = BearerToken(ctx.req);
+    bool from_cookie = false;
+    if (!ctx.req.has_header("Authorization")) {
+      token = RequestCookie(ctx.req, kSessionCookieName);
+      from_cookie = token.has_value();
+    }
     if (!token.has_value()) {
       throw Unauthorized(
           "an API key is required: send `Authorization: Bearer <key>`");
     }
+    if (from_cookie && !IsReadMethod(ctx.req.method)) {
+      throw Unauthorized(
+          absl::StrCat("the ", kSessionCookieName,
+                       " cookie is accepted for GET requests only; send ",
+                       ctx.req.method, " with `Authorization: Bearer <key>`"));
+    }
     std::optional<ApiScope> scope = keys->Verify(*token);
     if (!scope.has_value()) {
-      throw Unauthorized("the API key is not valid (unknown or revoked)");
+      throw Unauthorized(
+          from_cookie ? absl::StrCat("the API key of the ", kSessionCookieName,
+                                     " cookie is not valid (unknown or "
+                                     "revoked): sign in again at /dashboard")
+                      : "the API key is not valid (unknown or revoked)");
     }
     ApiScope needed = Needed(route.scope);
     if (*scope < needed) {

@@ -1,6 +1,7 @@
-// Who may call what (CONTRACT section 8): the rate limit of /api/* per
-// client address, then API keys and scopes, or protected mode while no key
-// exists. Both are HttpServer middlewares, run after routing (so only known
+// Who may call what (CONTRACT sections 8 and 10): the rate limit of /api/*
+// (and /dashboard/session) per client address, then API keys (a bearer
+// header, or the dashboard's cookie on GET) and scopes, or protected mode
+// while no key exists. Both are HttpServer middlewares, run after routing (so only known
 // routes count) and before the body is parsed.
 #ifndef PGGITOPS_SERVER_HTTP_ACCESS_CONTROL_H_
 #define PGGITOPS_SERVER_HTTP_ACCESS_CONTROL_H_
@@ -11,6 +12,7 @@
 #include "pggitops/api_keys.h"
 #include "pggitops/rate_limiter.h"
 #include "server/http/client_address.h"
+#include "server/http/errors.h"
 #include "server/http/http_server.h"
 
 namespace pggitops::server {
@@ -19,11 +21,21 @@ namespace pggitops::server {
 // 127.0.0.0/8, ::1 and "localhost".
 bool IsLoopbackHost(absl::string_view host);
 
-// Rate-limits routes under /api/ by client address (TrustedProxies decides
-// whose X-Forwarded-For is believed). Every answer of such a route carries
-// X-RateLimit-Limit, -Remaining and -Reset (epoch seconds); a refused one is
-// 429 RATE_LIMITED with Retry-After. Loopback clients are exempt when
-// `exempt_loopback`. *limiter and *proxies must outlive the server.
+// 401 UNAUTHORIZED with `WWW-Authenticate: Bearer`, for a missing or bad
+// key.
+HttpError Unauthorized(const std::string& detail);
+
+// Whether RateLimitMiddleware counts a route: every route under /api/, and
+// POST/DELETE /dashboard/session, where keys can be guessed too. Not the
+// page (/dashboard), /health* or /metrics.
+bool IsRateLimitedRoute(absl::string_view path_template);
+
+// Rate-limits the routes IsRateLimitedRoute names by client address
+// (TrustedProxies decides whose X-Forwarded-For is believed). Every answer
+// of such a route carries X-RateLimit-Limit, -Remaining and -Reset (epoch
+// seconds); a refused one is 429 RATE_LIMITED with Retry-After. Loopback
+// clients are exempt when `exempt_loopback`. *limiter and *proxies must
+// outlive the server.
 Middleware RateLimitMiddleware(RateLimiter* limiter,
                                const TrustedProxies* proxies,
                                bool exempt_loopback);
@@ -32,8 +44,11 @@ Middleware RateLimitMiddleware(RateLimiter* limiter,
 // API key exists (protected mode) only loopback clients pass, and a request
 // with X-Forwarded-For or Forwarded is not a loopback client; otherwise
 // `Authorization: Bearer <key>` is required (401 UNAUTHORIZED without a
-// valid one, 403 FORBIDDEN when its scope is too narrow). *keys must outlive
-// the server.
+// valid one, 403 FORBIDDEN when its scope is too narrow). A GET or HEAD
+// request without an Authorization header may carry the key in the
+// dashboard's `pggit_session` cookie instead (server/http/session_cookie.h);
+// any other method with only the cookie is 401. *keys must outlive the
+// server.
 Middleware AuthMiddleware(ApiKeyVerifier* keys);
 
 }  // namespace pggitops::server

@@ -7,68 +7,26 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "tests/harness/harness.h"
 #include "tests/integration/api/api_test_util.h"
+#include "tests/integration/security/keys_test_util.h"
 
 namespace pggitops {
 namespace {
 
 using api_test::Api;
+using api_test::Bearer;
 using api_test::CheckErrorBody;
+using api_test::CliResult;
+using api_test::CreateKey;
 using api_test::Daemon;
+using api_test::Keys;
+using api_test::WaitForStatus;
 using harness::Process;
 using nlohmann::json;
-
-struct CliResult {
-  int code;
-  std::string output;
-  std::string last_line;
-};
-
-CliResult Keys(const Daemon& d, std::vector<std::string> args) {
-  args.insert(args.begin(), {Api(), "keys"});
-  Process p(args, {{"DATABASE_URL", d.dsn}, {"API_KEY_CACHE_SECONDS", "0.2"}});
-  CliResult r;
-  r.code = p.Wait(30000);
-  r.output = p.Output();
-  std::vector<std::string> lines =
-      absl::StrSplit(absl::StripSuffix(r.output, "\n"), '\n');
-  r.last_line = lines.empty() ? "" : lines.back();
-  return r;
-}
-
-// Creates a key and returns its token (the last line of the output).
-std::string CreateKey(const Daemon& d, const std::string& name,
-                      const std::string& scopes) {
-  CliResult r = Keys(d, {"create", "--name", name, "--scopes", scopes});
-  REQUIRE_MESSAGE(r.code == 0, r.output);
-  REQUIRE_MESSAGE(absl::StartsWith(r.last_line, "pggit_"), r.output);
-  return r.last_line;
-}
-
-httplib::Headers Bearer(const std::string& token) {
-  return {{"Authorization", "Bearer " + token}};
-}
-
-// Polls GET `path` with `headers` until it answers `status` (bounded).
-bool WaitForStatus(const Daemon& d, const std::string& path,
-                   const httplib::Headers& headers, int status,
-                   int timeout_ms) {
-  auto deadline =
-      api_test::Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (api_test::Clock::now() < deadline) {
-    httplib::Client c = d.Client();
-    auto r = c.Get(path.c_str(), headers);
-    if (r && r->status == status) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
 
 const std::map<std::string, std::string> kFastKeys = {
     {"API_KEY_CACHE_SECONDS", "0.2"}, {"REDIS_URL", ""}};
@@ -145,6 +103,8 @@ TEST_CASE("API keys: created hashed, scoped, revoked everywhere") {
 
   // Protected mode ends on every instance within API_KEY_CACHE_SECONDS.
   REQUIRE(WaitForStatus(d, "/api/v1/webhooks", {}, 401, 5000));
+  // Every key loaded (one reload may have seen only the first ones).
+  REQUIRE(WaitForStatus(d, "/api/v1/webhooks", Bearer(admin), 200, 5000));
   httplib::Client c = d.Client();
   auto r = c.Get("/api/v1/webhooks");
   CheckErrorBody(r, 401, "API key is required");
