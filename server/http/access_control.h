@@ -1,8 +1,8 @@
 // Who may call what (CONTRACT sections 8 and 10): the rate limit of /api/*
 // (and /dashboard/session) per client address, then API keys (a bearer
 // header, or the dashboard's cookie on GET) and scopes, or protected mode
-// while no key exists. Both are HttpServer middlewares, run after routing (so only known
-// routes count) and before the body is parsed.
+// while no key exists. Both are HttpServer middlewares, run after routing (so
+// only known routes count) and before the body is parsed.
 #ifndef PGGITOPS_SERVER_HTTP_ACCESS_CONTROL_H_
 #define PGGITOPS_SERVER_HTTP_ACCESS_CONTROL_H_
 
