@@ -5,12 +5,12 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -249,6 +249,10 @@ struct KeyEntry {
   int64_t id;
   std::string hash;  // raw 32 bytes
   ApiScope scope;
+  // Set by Verify, cleared when last_used_at is written. Shared by every
+  // snapshot that holds the key, so a reload loses no mark and Verify
+  // takes no lock.
+  std::shared_ptr<std::atomic<bool>> used;
 };
 
 struct Snapshot {
@@ -268,7 +272,6 @@ struct ApiKeyVerifier::Impl {
   std::shared_ptr<const Snapshot> snapshot ABSL_GUARDED_BY(mu);
   bool loaded ABSL_GUARDED_BY(mu) = false;
   bool failing ABSL_GUARDED_BY(mu) = false;  // to log a failure once
-  absl::flat_hash_set<int64_t> used ABSL_GUARDED_BY(mu);
 
   absl::Mutex thread_mu;
   std::thread thread ABSL_GUARDED_BY(thread_mu);
@@ -309,12 +312,20 @@ absl::Status ApiKeyVerifier::Impl::Load() {
     }
     return r.status();
   }
+  // The marks of keys already known carry over.
+  absl::flat_hash_map<int64_t, std::shared_ptr<std::atomic<bool>>> marks;
+  for (const auto& [prefix, entries] : Current()->by_prefix) {
+    for (const KeyEntry& e : entries) marks.emplace(e.id, e.used);
+  }
   auto next = std::make_shared<Snapshot>();
   for (const auto& row : r->rows) {
     KeyEntry e;
     e.id = std::strtoll(row[0]->c_str(), nullptr, 10);
     e.hash = absl::HexStringToBytes(*row[1]);
     e.scope = WidestScope(ScopesFromArray(*row[3]));
+    auto known = marks.find(e.id);
+    e.used = known != marks.end() ? known->second
+                                  : std::make_shared<std::atomic<bool>>(false);
     next->by_prefix[*row[2]].push_back(std::move(e));
     ++next->active;
   }
@@ -332,15 +343,18 @@ absl::Status ApiKeyVerifier::Impl::Load() {
 }
 
 absl::Status ApiKeyVerifier::Impl::FlushUsed() {
-  std::vector<int64_t> ids;
-  {
-    absl::MutexLock lock(&mu);
-    if (used.empty()) return absl::OkStatus();
-    ids.assign(used.begin(), used.end());
-    used.clear();
-  }
+  std::vector<const KeyEntry*> marked;
   std::vector<std::string> texts;
-  for (int64_t id : ids) texts.push_back(absl::StrCat(id));
+  std::shared_ptr<const Snapshot> snap = Current();
+  for (const auto& [prefix, entries] : snap->by_prefix) {
+    for (const KeyEntry& e : entries) {
+      if (e.used->exchange(false, std::memory_order_relaxed)) {
+        marked.push_back(&e);
+        texts.push_back(absl::StrCat(e.id));
+      }
+    }
+  }
+  if (marked.empty()) return absl::OkStatus();
   absl::StatusOr<PooledConnection> lease =
       options.pool->Acquire(options.acquire_timeout);
   absl::Status s = lease.status();
@@ -354,8 +368,9 @@ absl::Status ApiKeyVerifier::Impl::FlushUsed() {
   }
   if (!s.ok()) {
     // Kept for the next round: last_used_at is informational.
-    absl::MutexLock lock(&mu);
-    used.insert(ids.begin(), ids.end());
+    for (const KeyEntry* e : marked) {
+      e->used->store(true, std::memory_order_relaxed);
+    }
   }
   return s;
 }
@@ -437,14 +452,16 @@ int ApiKeyVerifier::active_keys() const { return impl_->Current()->active; }
 std::optional<ApiScope> ApiKeyVerifier::Verify(absl::string_view token) {
   if (token.size() <= kShownPrefixLength) return std::nullopt;
   std::shared_ptr<const Snapshot> snap = impl_->Current();
-  auto it = snap->by_prefix.find(ApiTokenPrefix(token));
+  auto it = snap->by_prefix.find(token.substr(0, kShownPrefixLength));
   if (it == snap->by_prefix.end()) return std::nullopt;
   std::string hash = Sha256(token);
   for (const KeyEntry& e : it->second) {
     if (e.hash.size() == hash.size() &&
         CRYPTO_memcmp(e.hash.data(), hash.data(), hash.size()) == 0) {
-      absl::MutexLock lock(&impl_->mu);
-      impl_->used.insert(e.id);
+      // Written only when it changes, so busy keys share no hot line.
+      if (!e.used->load(std::memory_order_relaxed)) {
+        e.used->store(true, std::memory_order_relaxed);
+      }
       return e.scope;
     }
   }
