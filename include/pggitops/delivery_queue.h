@@ -26,10 +26,11 @@
 //   * signing (Standard Webhooks): webhook-id "msg_<alert id>_<webhook id>"
 //     (stable across retries), webhook-timestamp, webhook-signature
 //     "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>";
-//   * outcomes: 2xx delivered; 429, 5xx, 1xx/3xx, timeouts and connection
-//     errors retried after min(max_backoff, backoff_base^attempt) seconds
-//     with jitter (never earlier than Retry-After); other 4xx and refused
-//     targets fail at once; 410 also disables the webhook; after
+//   * outcomes: 2xx delivered; 410 fails and disables the webhook; refused
+//     targets and invalid URLs fail at once (a retry cannot succeed); every
+//     other status (4xx included), timeouts and connection errors are
+//     retried after min(max_backoff, backoff_base^attempt) seconds with
+//     jitter (never earlier than the Retry-After of a 429 or 503); after
 //     1 + max_retries attempts the row is `failed`. Every attempt is a row
 //     of delivery_attempts;
 //   * circuit breaker per webhook, kept in the webhooks row so every engine

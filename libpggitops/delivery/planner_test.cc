@@ -76,7 +76,7 @@ TEST_CASE("PlanCompletions: delivered, retried, failed after the budget") {
   std::mt19937_64 gen(1);
   absl::flat_hash_map<int64_t, WebhookHealth> w = {{10, {}}};
   CompletionPlan p = PlanCompletions({Done(1, 10, 0, 200), Done(2, 10, 0, 503),
-                                      Done(3, 10, 2, 503), Done(4, 10, 0, 404)},
+                                      Done(3, 10, 2, 503), Done(4, 10, 2, 404)},
                                      w, BreakerParams{}, env.Now(), gen);
   REQUIRE(p.rows.size() == 4);
   CHECK(p.rows[0].status == "delivered");
@@ -86,11 +86,11 @@ TEST_CASE("PlanCompletions: delivered, retried, failed after the budget") {
   CHECK(p.rows[1].delay <= absl::Seconds(2));
   CHECK(p.rows[1].error == "HTTP 503");
   CHECK(p.rows[2].status == "failed");  // third attempt of 1 + 2 retries
-  CHECK(p.rows[3].status == "failed");  // 4xx: no retry
+  CHECK(p.rows[3].status == "failed");  // a 4xx too, once the budget is spent
   CHECK(p.delivered == 1);
   CHECK(p.retried == 1);
   CHECK(p.failed == 2);
-  CHECK(p.retry_attempts == 1);
+  CHECK(p.retry_attempts == 2);
   CHECK(p.attempts.size() == 4);
   CHECK(p.attempts[1].http_status == 503);
   CHECK(p.attempts[0].excerpt == "ok");

@@ -74,9 +74,9 @@ AttemptClass ClassifyResponse(const WebhookResponse& r) {
   const int s = r.http_status;
   if (s >= 200 && s <= 299) return AttemptClass::kDelivered;
   if (s == 410) return AttemptClass::kGone;
-  if (s == 429) return AttemptClass::kRetriable;
-  if (s >= 400 && s <= 499) return AttemptClass::kPermanent;
-  return AttemptClass::kRetriable;  // 5xx, 1xx, 3xx, anything odd
+  // Every other status is retried (CONTRACT section 6): a receiver's 404
+  // during its own deploy must not lose an alert.
+  return AttemptClass::kRetriable;
 }
 
 std::string DescribeFailure(const WebhookResponse& r) {
@@ -116,7 +116,9 @@ RetryDecision DecideAfterAttempt(const RetryPolicy& policy, int attempts_made,
   }
   d.kind = RetryDecision::kRetry;
   d.delay = JitteredBackoff(policy, attempts_made, gen);
-  if (!response.retry_after.empty()) {
+  const bool honours_retry_after =
+      response.http_status == 429 || response.http_status == 503;
+  if (honours_retry_after && !response.retry_after.empty()) {
     std::optional<absl::Duration> after =
         ParseRetryAfter(response.retry_after, now);
     if (after.has_value()) d.delay = std::max(d.delay, *after);

@@ -43,8 +43,8 @@ std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
 // What one attempt's response means for its delivery.
 enum class AttemptClass {
   kDelivered,  // 2xx within the deadline
-  kRetriable,  // 429, 5xx, 1xx/3xx, timeout, connection, DNS, TLS errors
-  kPermanent,  // other 4xx, refused target, invalid request
+  kRetriable,  // every non-2xx but 410; timeout, connection, DNS, TLS errors
+  kPermanent,  // refused target, invalid request: a retry cannot succeed
   kGone,       // 410: fails and disables the webhook
   kAborted,    // the transport stopped: not an attempt, hand the row back
 };
@@ -64,7 +64,8 @@ struct RetryDecision {
 
 // `attempts_made` counts the attempt just finished (1 after the first).
 // Retriable outcomes are retried while attempts_made < 1 + max_retries,
-// after max(JitteredBackoff(attempts_made), Retry-After).
+// after JitteredBackoff(attempts_made), or after Retry-After when a 429 or
+// 503 carries a later one (CONTRACT section 6).
 RetryDecision DecideAfterAttempt(const RetryPolicy& policy, int attempts_made,
                                  const WebhookResponse& response,
                                  absl::Time now, absl::BitGenRef gen);

@@ -106,7 +106,7 @@ TEST_CASE("RetryAfter: garbage is ignored") {
   CHECK_FALSE(ParseRetryAfter("Tue, 14 Nov 2023", kNow).has_value());
 }
 
-TEST_CASE("Classify: 2xx delivered, 410 gone, 429/5xx retry, 4xx fail") {
+TEST_CASE("Classify: 2xx delivered, 410 gone, every other status retried") {
   CHECK(ClassifyResponse(Status(200)) == AttemptClass::kDelivered);
   CHECK(ClassifyResponse(Status(204)) == AttemptClass::kDelivered);
   CHECK(ClassifyResponse(Status(299)) == AttemptClass::kDelivered);
@@ -115,9 +115,13 @@ TEST_CASE("Classify: 2xx delivered, 410 gone, 429/5xx retry, 4xx fail") {
   CHECK(ClassifyResponse(Status(500)) == AttemptClass::kRetriable);
   CHECK(ClassifyResponse(Status(503)) == AttemptClass::kRetriable);
   CHECK(ClassifyResponse(Status(302)) == AttemptClass::kRetriable);
-  CHECK(ClassifyResponse(Status(400)) == AttemptClass::kPermanent);
-  CHECK(ClassifyResponse(Status(404)) == AttemptClass::kPermanent);
-  CHECK(ClassifyResponse(Status(408)) == AttemptClass::kPermanent);
+  CHECK(ClassifyResponse(Status(400)) == AttemptClass::kRetriable);
+  CHECK(ClassifyResponse(Status(401)) == AttemptClass::kRetriable);
+  CHECK(ClassifyResponse(Status(404)) == AttemptClass::kRetriable);
+  CHECK(ClassifyResponse(Status(408)) == AttemptClass::kRetriable);
+  CHECK(ClassifyResponse(Status(422)) == AttemptClass::kRetriable);
+  CHECK(ClassifyResponse(Status(499)) == AttemptClass::kRetriable);
+  CHECK(ClassifyResponse(Status(100)) == AttemptClass::kRetriable);
   CHECK(ClassifyResponse(Error(TransportError::kTimeout)) ==
         AttemptClass::kRetriable);
   CHECK(ClassifyResponse(Error(TransportError::kConnect)) ==
@@ -166,13 +170,18 @@ TEST_CASE("Decide: retries until 1 + max_retries attempts, then fails") {
         RetryDecision::kFailed);
 }
 
-TEST_CASE("Decide: success, permanent failure, 410 and shutdown") {
+TEST_CASE("Decide: success, 4xx retried, permanent failure, 410, shutdown") {
   RetryPolicy p;
   std::mt19937_64 gen(7);
   CHECK(DecideAfterAttempt(p, 1, Status(201), kNow, gen).kind ==
         RetryDecision::kDelivered);
   CHECK(DecideAfterAttempt(p, 1, Status(404), kNow, gen).kind ==
+        RetryDecision::kRetry);
+  CHECK(DecideAfterAttempt(p, 1 + p.max_retries, Status(404), kNow, gen).kind ==
         RetryDecision::kFailed);
+  CHECK(
+      DecideAfterAttempt(p, 1, Error(TransportError::kRefusedTarget), kNow, gen)
+          .kind == RetryDecision::kFailed);
   const RetryDecision gone = DecideAfterAttempt(p, 1, Status(410), kNow, gen);
   CHECK(gone.kind == RetryDecision::kFailed);
   CHECK(gone.disable_webhook);
@@ -195,6 +204,13 @@ TEST_CASE("Decide: Retry-After is honoured when later than the backoff") {
   // Unparsable: ignored.
   r.retry_after = "later";
   CHECK(DecideAfterAttempt(p, 1, r, kNow, gen).delay <= absl::Seconds(2));
+  // 503 honours it too; other statuses do not.
+  WebhookResponse busy = Status(503);
+  busy.retry_after = "30";
+  CHECK(DecideAfterAttempt(p, 1, busy, kNow, gen).delay == absl::Seconds(30));
+  WebhookResponse broken = Status(500);
+  broken.retry_after = "30";
+  CHECK(DecideAfterAttempt(p, 1, broken, kNow, gen).delay <= absl::Seconds(2));
 }
 
 }  // namespace

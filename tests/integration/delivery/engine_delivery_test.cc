@@ -158,7 +158,9 @@ TEST_CASE("engine: rows of a webhook switched off wait, then go when on") {
 TEST_CASE("engine: retries until success, and up to 1 + max_retries") {
   const std::string dsn = MigratedDatabase("engine_retries");
   // /flaky fails twice then succeeds; /down always fails; /gone is 410;
-  // /bad is 404; /busy is 429 with Retry-After: 2 once.
+  // /deploying is 404 once (a receiver mid-deploy), then 200; /lost is
+  // always 404; /busy is 429 with Retry-After: 2 once. CONTRACT section 6:
+  // every non-2xx but 410 is retried.
   Receiver rx([](const Received& r, int) {
     static std::mutex mu;
     static std::map<std::string, int> n;
@@ -168,7 +170,8 @@ TEST_CASE("engine: retries until success, and up to 1 + max_retries") {
     if (r.path == "/flaky" && k <= 2) reply.status = 503;
     if (r.path == "/down") reply.status = 500;
     if (r.path == "/gone") reply.status = 410;
-    if (r.path == "/bad") reply.status = 404;
+    if (r.path == "/deploying" && k == 1) reply.status = 404;
+    if (r.path == "/lost") reply.status = 404;
     if (r.path == "/busy" && k == 1) {
       reply.status = 429;
       reply.headers = {{"Retry-After", "2"}};
@@ -180,7 +183,9 @@ TEST_CASE("engine: retries until success, and up to 1 + max_retries") {
   const int64_t flaky = AddWebhook(dsn, "flaky", rx.url("/flaky"), policy);
   const int64_t down = AddWebhook(dsn, "down", rx.url("/down"), policy);
   const int64_t gone = AddWebhook(dsn, "gone", rx.url("/gone"), policy);
-  const int64_t bad = AddWebhook(dsn, "bad", rx.url("/bad"), policy);
+  const int64_t deploying =
+      AddWebhook(dsn, "deploying", rx.url("/deploying"), policy);
+  const int64_t lost = AddWebhook(dsn, "lost", rx.url("/lost"), policy);
   const int64_t busy = AddWebhook(dsn, "busy", rx.url("/busy"), policy);
   AddAlert(dsn);
   auto pool = MakePool(dsn);
@@ -197,7 +202,9 @@ TEST_CASE("engine: retries until success, and up to 1 + max_retries") {
       [&] {
         return status_of(flaky) == "delivered:3" &&
                status_of(down) == "failed:4" && status_of(gone) == "failed:1" &&
-               status_of(bad) == "failed:1" && status_of(busy) == "delivered:2";
+               status_of(deploying) == "delivered:2" &&
+               status_of(lost) == "failed:4" &&
+               status_of(busy) == "delivered:2";
       },
       seconds(40)));
   engine->Shutdown(absl::Now() + absl::Seconds(5));
@@ -218,7 +225,13 @@ TEST_CASE("engine: retries until success, and up to 1 + max_retries") {
                    std::to_string(gone)) ==
         "disabled|the receiver answered 410 Gone");
   CHECK(Scalar(dsn, "SELECT status FROM webhooks WHERE id = " +
-                        std::to_string(bad)) == "active");
+                        std::to_string(lost)) == "active");
+  CHECK(Scalar(dsn,
+               "SELECT string_agg(coalesce(http_status::text, '-'), ',' "
+               "ORDER BY attempt) FROM delivery_attempts a JOIN "
+               "alert_delivery_queue q ON q.id = a.delivery_id WHERE "
+               "q.webhook_id = " +
+                   std::to_string(deploying)) == "404,200");
   // Retry-After: 2 was honoured (the backoff alone is at most 1 s).
   std::vector<Clock::time_point> busy_at;
   for (const Received& r : rx.requests()) {
@@ -228,9 +241,10 @@ TEST_CASE("engine: retries until success, and up to 1 + max_retries") {
   CHECK(busy_at[1] - busy_at[0] >= milliseconds(1900));
   // Metrics counted every outcome.
   const DeliveryStats s = engine->Stats();
-  CHECK(s.delivered_total == 2);
-  CHECK(s.failed_total == 3);
-  CHECK(s.retried_total == 2 + 3 + 1);
+  CHECK(s.delivered_total == 3);  // flaky, deploying, busy
+  CHECK(s.failed_total == 3);     // down, gone, lost
+  CHECK(s.retried_total ==
+        2 + 3 + 1 + 1 + 3);  // flaky down deploying busy lost
 }
 
 TEST_CASE("engine: EnqueueAlert validates, inserts, and joins a transaction") {
