@@ -33,19 +33,30 @@
 #include "server/routes/dashboard_routes.h"
 #include "server/routes/health_routes.h"
 #include "server/routes/request_figures.h"
+#include "server/routes/sse_hub.h"
 #include "server/routes/webhook_routes.h"
 
 namespace pggitops::server {
 namespace {
 
-HttpServerOptions ServerOptions(const Config& c) {
+HttpServerOptions ServerOptions(const Config& c,
+                                const TrustedProxies* proxies) {
   HttpServerOptions o;
   o.host = c.api_host;
   o.port = c.api_port;
   o.workers = c.api_workers;
+  o.max_connections = c.api_max_connections;
+  o.max_connections_per_client = c.api_max_connections_per_client;
+  o.header_timeout = c.api_header_timeout;
+  o.body_timeout = c.api_body_timeout;
+  o.max_header_bytes = static_cast<size_t>(c.api_max_header_bytes);
   o.keepalive_timeout = c.api_keepalive_timeout;
   o.keepalive_max = c.api_keepalive_max;
   o.cors_origins = c.cors_origins;
+  // A reverse proxy carries many clients: it is not capped per client.
+  o.exempt_peer = [proxies](absl::string_view ip) {
+    return proxies->Contains(ip);
+  };
   return o;
 }
 
@@ -161,7 +172,14 @@ absl::Status App::Impl::Start() {
   listener = *std::move(l);
   ctx.listener = listener.get();
 
-  absl::Status s = StartCache();
+  // Every connection is a descriptor; so are the pool's sessions, the
+  // listener, Redis, log files and the engine's sockets.
+  absl::Status s = RaiseOpenFileLimit(config.api_max_connections,
+                                      256 + config.database_pool_size +
+                                          config.database_pool_max_overflow +
+                                          config.webhook_max_in_flight);
+  if (!s.ok()) return s;
+  s = StartCache();
   if (!s.ok()) return s;
   s = StartDelivery();
   if (!s.ok()) return s;
@@ -176,8 +194,8 @@ absl::Status App::Impl::Start() {
   AddAlertRoutes(&router, &ctx);
   AddDashboardRoutes(&router, &ctx);
   AddDashboardPageRoutes(&router, keys.get(), &proxies);
-  server = std::make_unique<HttpServer>(ServerOptions(config), &router,
-                                        &metrics, &latency);
+  server = std::make_unique<HttpServer>(ServerOptions(config, &proxies),
+                                        &router, &metrics, &latency);
   // Rate limiting first, so guessing keys costs tokens too.
   if (limiter != nullptr) {
     server->AddMiddleware(RateLimitMiddleware(
@@ -305,16 +323,18 @@ void App::Impl::Drain(absl::Time deadline) {
   Log::Info("draining: readiness now 503",
             {{"grace_seconds",
               absl::StrCat(absl::ToDoubleSeconds(config.shutdown_grace))}});
+  // Open streams end at once (their clients reconnect elsewhere).
+  if (ctx.stream_hub != nullptr) ctx.stream_hub->EndStreams();
   // Keep the listener open for the grace period so a load balancer sees
-  // the 503 and stops sending; a second signal cuts it short.
-  WaitForSignalFor(config.shutdown_grace);
-  // The listener closes; requests in flight finish while the engine lets
-  // its deliveries finish or hands their leases back, both before the
-  // watchdog's deadline.
+  // the 503 and stops sending; further signals change nothing.
+  WaitOutGracePeriod(config.shutdown_grace);
+  // The listener closes with idle and half-received connections; requests
+  // in flight finish while the engine lets its deliveries finish or hands
+  // their leases back, both before the watchdog's deadline.
   std::thread deliveries([this, deadline] {
     engine->Shutdown(deadline - absl::Milliseconds(500));
   });
-  server->Stop();
+  server->Drain(deadline - absl::Milliseconds(250));
   deliveries.join();
 }
 
@@ -358,6 +378,8 @@ int App::Serve() {
   });
   s.Drain(deadline);
   http.join();
+  // Streams own sockets of the HTTP server: closed before it goes.
+  if (s.ctx.stream_hub != nullptr) s.ctx.stream_hub->Shutdown();
   s.cache->Shutdown();
   s.keys->Shutdown();
   s.listener->Stop();

@@ -19,6 +19,8 @@
 
 namespace pggitops::server {
 
+class SseHub;  // server/routes/sse_hub.h
+
 struct AppContext {
   const Config* config = nullptr;
   MetricsRegistry* metrics = nullptr;
@@ -34,6 +36,9 @@ struct AppContext {
   PgListener* listener = nullptr;
   // The delivery engine (test sends, Wake after writes).
   DeliveryEngine* engine = nullptr;
+  // The alert stream's hub (set by AddAlertRoutes): ended when the daemon
+  // drains, shut down before the HTTP server goes.
+  SseHub* stream_hub = nullptr;
   absl::Time started_at;
   std::atomic<Phase> phase{Phase::kStarting};
 };

@@ -1,9 +1,12 @@
 #include "server/lifecycle.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "pggitops/log.h"
 
 namespace pggitops::server {
@@ -60,20 +63,45 @@ int WaitForShutdownSignal() {
   }
 }
 
-bool WaitForSignalFor(absl::Duration d) {
+void WaitOutGracePeriod(absl::Duration d) {
   sigset_t set = ShutdownSet();
   absl::Time deadline = absl::Now() + d;
   for (;;) {
     absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
+    if (left <= absl::ZeroDuration()) return;
     timespec ts = absl::ToTimespec(left);
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGHUP) {
       ReopenLogs();
     } else if (sig == SIGTERM || sig == SIGINT) {
-      return true;
+      Log::Info("already draining; the signal changes nothing",
+                {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
     }
   }
+}
+
+absl::Status RaiseOpenFileLimit(int connections, int other_files) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    return absl::InternalError("getrlimit(RLIMIT_NOFILE) failed");
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = was;
+  }
+  const rlim_t needed =
+      static_cast<rlim_t>(connections) + static_cast<rlim_t>(other_files);
+  if (rl.rlim_cur < needed) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "API_MAX_CONNECTIONS=", connections,
+        " needs an open-file limit of at "
+        "least ",
+        needed, " but the hard limit is ", rl.rlim_max,
+        ": raise it (LimitNOFILE= in the systemd unit, ulimit -Hn in a "
+        "shell) or lower API_MAX_CONNECTIONS"));
+  }
+  return absl::OkStatus();
 }
 
 void NotifyReady() { sd_notify(0, "READY=1\nSTATUS=serving"); }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace pggitops::server {
@@ -21,9 +22,16 @@ void BlockShutdownSignals();
 // meanwhile. Returns the signal number.
 int WaitForShutdownSignal();
 
-// Waits up to `d` for SIGTERM or SIGINT (a second one cuts the grace period
-// short). Returns true if one arrived.
-bool WaitForSignalFor(absl::Duration d);
+// Waits out the grace period `d` of a drain: SIGHUP still reopens log
+// files; a further SIGTERM or SIGINT (Ctrl-C in a terminal sends SIGINT to
+// the whole process group, and a wrapper script may add a SIGTERM) is
+// logged and changes nothing (CONTRACT section 8).
+void WaitOutGracePeriod(absl::Duration d);
+
+// Raises the soft open-file limit to the hard one and checks that it leaves
+// room for `connections` sockets plus the daemon's other files. Error:
+// kFailedPrecondition naming API_MAX_CONNECTIONS and both limits.
+absl::Status RaiseOpenFileLimit(int connections, int other_files);
 
 // sd_notify(3) wrappers; no-ops when not started by systemd.
 void NotifyReady();

@@ -31,16 +31,27 @@ namespace pggitops {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
+// "DEBUG", "INFO", "WARNING", "ERROR".
+PGGITOPS_EXPORT const char* LogLevelName(LogLevel level);
+
+// API_WORKERS when unset: 2 x the online cores, at least 4.
+PGGITOPS_EXPORT int DefaultApiWorkers();
+
 // Plain data. Field comments give the key; CONTRACT section 3 and
 // docs/CONFIGURATION.md give defaults and ranges.
 struct PGGITOPS_EXPORT Config {
   // HTTP server
   std::string api_host = "127.0.0.1";  // API_HOST
   int api_port = 8000;                 // API_PORT
-  int api_workers = 64;                // API_WORKERS
+  int api_workers = 4;  // API_WORKERS (default: 2 x cores, at least 4)
+  int api_max_connections = 10000;           // API_MAX_CONNECTIONS
+  int api_max_connections_per_client = 256;  // API_MAX_CONNECTIONS_PER_CLIENT
+  absl::Duration api_header_timeout = absl::Seconds(10);  // API_HEADER_TIMEOUT
+  absl::Duration api_body_timeout = absl::Seconds(30);    // API_BODY_TIMEOUT
+  int api_max_header_bytes = 16384;  // API_MAX_HEADER_BYTES
   absl::Duration api_keepalive_timeout =
-      absl::Seconds(2);                      // API_KEEPALIVE_TIMEOUT
-  int api_keepalive_max = 1000;              // API_KEEPALIVE_MAX
+      absl::Seconds(15);                     // API_KEEPALIVE_TIMEOUT
+  int api_keepalive_max = 10000;             // API_KEEPALIVE_MAX
   LogLevel api_log_level = LogLevel::kInfo;  // API_LOG_LEVEL
   std::string log_file;                      // PGGIT_LOG_FILE
 
@@ -80,8 +91,8 @@ struct PGGITOPS_EXPORT Config {
   int rate_limit_burst = 20;              // RATE_LIMIT_BURST
   bool rate_limit_exempt_loopback = false;  // RATE_LIMIT_EXEMPT_LOOPBACK
   std::vector<std::string>
-      trusted_proxies;       // TRUSTED_PROXIES (addresses or CIDRs)
-  int sse_max_streams = 32;  // SSE_MAX_STREAMS
+      trusted_proxies;         // TRUSTED_PROXIES (addresses or CIDRs)
+  int sse_max_streams = 1000;  // SSE_MAX_STREAMS
   absl::Duration sse_status_interval = absl::Seconds(5);  // SSE_STATUS_INTERVAL
   absl::Duration sse_keepalive_interval =
       absl::Seconds(15);             // SSE_KEEPALIVE_INTERVAL

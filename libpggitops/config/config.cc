@@ -2,6 +2,8 @@
 // validates every key through the table in key_table.cc.
 #include "pggitops/config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
 #include <string>
@@ -14,6 +16,26 @@
 #include "libpggitops/config/sources.h"
 
 namespace pggitops {
+
+const char* LogLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kWarning:
+      return "WARNING";
+    case LogLevel::kError:
+      return "ERROR";
+  }
+  return "INFO";
+}
+
+int DefaultApiWorkers() {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return std::max(4, 2 * static_cast<int>(std::max(1L, cores)));
+}
+
 namespace {
 
 using internal::config::FindFlag;
@@ -124,9 +146,8 @@ void ApplyDerivedDefaults(Config* config) {
       config->is_development()) {
     config->webhook_allow_private_targets = true;
   }
-  if (IsDefault(*config, "SSE_MAX_STREAMS")) {
-    config->sse_max_streams =
-        std::min(config->sse_max_streams, config->api_workers / 2);
+  if (IsDefault(*config, "API_WORKERS")) {
+    config->api_workers = DefaultApiWorkers();
   }
 }
 
@@ -157,13 +178,6 @@ absl::Status CheckCrossField(const Config& config) {
                      config.database_pool_size, " + ",
                      config.database_pool_max_overflow, ") must be at most ",
                      kMaxPoolConnections));
-  }
-  if (config.sse_max_streams >= config.api_workers &&
-      !IsDefault(config, "SSE_MAX_STREAMS")) {
-    return CrossError(
-        config, "SSE_MAX_STREAMS",
-        absl::StrCat("must be less than API_WORKERS (", config.api_workers,
-                     ") so that streams cannot hold every worker"));
   }
   if (config.webhook_breaker_max_open < config.webhook_breaker_open) {
     bool max_set = !IsDefault(config, "WEBHOOK_BREAKER_MAX_OPEN_SECONDS");

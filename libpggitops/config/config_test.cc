@@ -47,7 +47,7 @@ TEST_CASE("LoadConfig: defaults match Config and are marked default") {
   CHECK(c->database_pool_size == 20);
   CHECK(c->redis_timeout == absl::Milliseconds(250));
   CHECK(c->webhook_disable_after == absl::Hours(24));
-  CHECK(c->sse_max_streams == 32);
+  CHECK(c->sse_max_streams == 1000);
   CHECK_FALSE(c->webhook_allow_private_targets);
   CHECK(c->database_url == kDsn);
   CHECK(c->value_sources.size() == KeyTable().size());
@@ -204,16 +204,37 @@ TEST_CASE("LoadConfig: private targets default to true in development only") {
   CHECK_FALSE(c->webhook_allow_private_targets);
 }
 
-TEST_CASE("LoadConfig: SSE_MAX_STREAMS follows API_WORKERS") {
-  absl::StatusOr<Config> c = LoadConfig(EnvOnly({{"API_WORKERS", "16"}}));
+TEST_CASE("LoadConfig: API_WORKERS defaults to 2 x cores, at least 4") {
+  absl::StatusOr<Config> c = LoadConfig(EnvOnly({}));
   REQUIRE(c.ok());
-  CHECK(c->sse_max_streams == 8);
-  c = LoadConfig(EnvOnly({{"API_WORKERS", "16"}, {"SSE_MAX_STREAMS", "15"}}));
+  CHECK(c->api_workers == DefaultApiWorkers());
+  CHECK(c->api_workers >= 4);
+  CHECK(c->api_workers % 2 == 0);
+  CHECK(c->value_sources.at("API_WORKERS") == "default");
+  c = LoadConfig(EnvOnly({{"API_WORKERS", "3"}}));
   REQUIRE(c.ok());
-  CHECK(c->sse_max_streams == 15);
-  CHECK(ErrorOf(EnvOnly({{"API_WORKERS", "16"}, {"SSE_MAX_STREAMS", "16"}})) ==
-        "SSE_MAX_STREAMS=16 (env): must be less than API_WORKERS (16) so that "
-        "streams cannot hold every worker");
+  CHECK(c->api_workers == 3);
+  // Streams hold no worker, so their cap no longer depends on the workers.
+  c = LoadConfig(EnvOnly({{"API_WORKERS", "4"}, {"SSE_MAX_STREAMS", "1000"}}));
+  REQUIRE(c.ok());
+  CHECK(c->sse_max_streams == 1000);
+}
+
+TEST_CASE("LoadConfig: the HTTP edge's limits") {
+  absl::StatusOr<Config> c = LoadConfig(EnvOnly({}));
+  REQUIRE(c.ok());
+  CHECK(c->api_max_connections == 10000);
+  CHECK(c->api_max_connections_per_client == 256);
+  CHECK(c->api_header_timeout == absl::Seconds(10));
+  CHECK(c->api_body_timeout == absl::Seconds(30));
+  CHECK(c->api_max_header_bytes == 16384);
+  CHECK(c->api_keepalive_timeout == absl::Seconds(15));
+  CHECK(c->api_keepalive_max == 10000);
+  CHECK(ErrorOf(EnvOnly({{"API_MAX_HEADER_BYTES", "100"}})) ==
+        "API_MAX_HEADER_BYTES=100 (env): must be an integer from 1024 to "
+        "1048576");
+  CHECK(ErrorOf(EnvOnly({{"API_MAX_CONNECTIONS", "0"}}))
+            .find("API_MAX_CONNECTIONS=0") == 0);
 }
 
 TEST_CASE("LoadConfig: cross-field checks name the key that was set") {

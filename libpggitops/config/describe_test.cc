@@ -76,7 +76,7 @@ TEST_CASE("DescribeConfig: a hand-built Config reports program values") {
   c.api_port = 1234;
   std::string out = DescribeConfig(c);
   CHECK(absl::StrContains(out, "API_PORT=1234  # program\n"));
-  CHECK(absl::StrContains(out, "API_WORKERS=64  # default\n"));
+  CHECK(absl::StrContains(out, "API_WORKERS=4  # default\n"));
 }
 
 TEST_CASE("DescribeConfig: the output reads back as a .env file") {

@@ -20,20 +20,6 @@
 namespace pggitops::internal::config {
 namespace {
 
-const char* LevelName(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug:
-      return "DEBUG";
-    case LogLevel::kInfo:
-      return "INFO";
-    case LogLevel::kWarning:
-      return "WARNING";
-    case LogLevel::kError:
-      return "ERROR";
-  }
-  return "INFO";
-}
-
 bool ParseInteger(const std::string& text, int64_t* out) {
   if (text.empty()) return false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -237,7 +223,7 @@ std::string FormatValue(const KeySpec& spec, const Config& config) {
     case KeyType::kEnum:
       return config.*std::get<std::string Config::*>(spec.member);
     case KeyType::kLogLevel:
-      return LevelName(config.*std::get<LogLevel Config::*>(spec.member));
+      return LogLevelName(config.*std::get<LogLevel Config::*>(spec.member));
     case KeyType::kList:
       return absl::StrJoin(
           config.*std::get<std::vector<std::string> Config::*>(spec.member),

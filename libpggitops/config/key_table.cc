@@ -75,11 +75,26 @@ std::vector<KeySpec> BuildTable() {
           "IPv4/IPv6 address or localhost",
           "listen address; with no API key only loopback is allowed"),
       Int("API_PORT", &C::api_port, 1, 65535, "listen port"),
-      Int("API_WORKERS", &C::api_workers, 1, 1024,
-          "HTTP worker threads; bounds concurrent connections (one open "
-          "connection per thread)"),
+      WithDefault(Int("API_WORKERS", &C::api_workers, 1, 1024,
+                      "threads that serve requests; a connection holds one "
+                      "only while a request of it is being served"),
+                  "2 x cores, at least 4"),
+      Int("API_MAX_CONNECTIONS", &C::api_max_connections, 1, 1000000,
+          "open connections; at the cap the longest-idle one is closed, and "
+          "a new one is refused (503) only when all are busy"),
+      Int("API_MAX_CONNECTIONS_PER_CLIENT", &C::api_max_connections_per_client,
+          1, 1000000,
+          "open connections from one client address (loopback and "
+          "TRUSTED_PROXIES peers are not capped)"),
+      Seconds("API_HEADER_TIMEOUT", &C::api_header_timeout, 0.01, 3600,
+              "the whole request head must arrive within this (else 408)"),
+      Seconds("API_BODY_TIMEOUT", &C::api_body_timeout, 0.01, 3600,
+              "the whole request body must arrive within this (else 408)"),
+      Int("API_MAX_HEADER_BYTES", &C::api_max_header_bytes, 1024, 1048576,
+          "request line plus headers; larger is 431 (414 for the line)"),
       Seconds("API_KEEPALIVE_TIMEOUT", &C::api_keepalive_timeout, 0.001, 3600,
-              "idle keep-alive connections are closed after this"),
+              "idle keep-alive connections are closed after this (they hold "
+              "no worker)"),
       Int("API_KEEPALIVE_MAX", &C::api_keepalive_max, 1, 1000000,
           "requests served on one keep-alive connection before it is closed"),
       Make("API_LOG_LEVEL", KeyType::kLogLevel, &C::api_log_level, 0, 0,
@@ -143,11 +158,9 @@ std::vector<KeySpec> BuildTable() {
       List("TRUSTED_PROXIES", &C::trusted_proxies, CheckTrustedProxy,
            "JSON or comma list of IP addresses or CIDRs",
            "peers whose X-Forwarded-For is believed for the client address"),
-      WithDefault(
-          Int("SSE_MAX_STREAMS", &C::sse_max_streams, 0, 1023,
-              "open /api/v1/alerts/stream connections, more get 503; must be "
-              "less than API_WORKERS"),
-          "32 (at most API_WORKERS/2 when unset)"),
+      Int("SSE_MAX_STREAMS", &C::sse_max_streams, 0, 100000,
+          "open /api/v1/alerts/stream connections, more get 503; an open "
+          "stream holds no worker"),
       Seconds("SSE_STATUS_INTERVAL", &C::sse_status_interval, 0.01, 3600,
               "period of system_status stream events"),
       Seconds("SSE_KEEPALIVE_INTERVAL", &C::sse_keepalive_interval, 0.01, 3600,

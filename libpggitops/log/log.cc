@@ -28,20 +28,6 @@ FileSink& Sink() {
   return *sink;
 }
 
-const char* LevelName(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug:
-      return "DEBUG";
-    case LogLevel::kInfo:
-      return "INFO";
-    case LogLevel::kWarning:
-      return "WARNING";
-    case LogLevel::kError:
-      return "ERROR";
-  }
-  return "INFO";
-}
-
 absl::Status OpenLocked(FileSink& sink) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sink.mu) {
   if (sink.file != nullptr) {
     std::fclose(sink.file);
@@ -85,7 +71,7 @@ void Log::Write(LogLevel level, absl::string_view message,
   nlohmann::json line = nlohmann::json::object();
   line["time"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
                                   absl::UTCTimeZone());
-  line["level"] = LevelName(level);
+  line["level"] = LogLevelName(level);
   line["message"] = std::string(message);
   if (!t_request_id.empty()) line["request_id"] = t_request_id;
   for (const LogField& f : fields) line[std::string(f.first)] = f.second;

@@ -1,5 +1,9 @@
 #include "server/http/errors.h"
 
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "pggitops/log.h"
@@ -31,6 +35,18 @@ const char* DefaultErrorCode(int status) {
       return "RATE_LIMITED";
     case 503:
       return "SERVICE_UNAVAILABLE";
+    case 408:
+      return "REQUEST_TIMEOUT";
+    case 414:
+      return "URI_TOO_LONG";
+    case 417:
+      return "EXPECTATION_FAILED";
+    case 431:
+      return "HEADERS_TOO_LARGE";
+    case 501:
+      return "NOT_IMPLEMENTED";
+    case 505:
+      return "HTTP_VERSION_NOT_SUPPORTED";
     default:
       return status >= 500 ? "INTERNAL_ERROR" : "BAD_REQUEST";
   }
@@ -86,6 +102,66 @@ std::string ErrorBody(const std::string& detail, const std::string& error_code,
                          {"timestamp", Rfc3339(absl::Now())},
                          {"request_id", request_id}};
   return DumpJson(body);
+}
+
+const char* EdgeErrorCode(int status) {
+  return status == 400 ? "BAD_REQUEST" : DefaultErrorCode(status);
+}
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng(
+      std::random_device{}() ^
+      static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
+  uint64_t a = rng(), b = rng();
+  // RFC 4122 version 4 layout.
+  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", a >> 32,
+                         (a >> 16) & 0xffff, a & 0xffff, b >> 48,
+                         b & 0xffffffffffffULL);
+}
+
+const char* ReasonPhrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 417:
+      return "Expectation Failed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
+  }
+}
+
+std::string RawErrorResponse(
+    int status, const std::string& error_code, const std::string& detail,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string id = NewRequestId();
+  std::string body = ErrorBody(detail, error_code, id);
+  std::string out = absl::StrCat(
+      "HTTP/1.1 ", status, " ", ReasonPhrase(status),
+      "\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
+      "\r\nConnection: close\r\nX-Request-ID: ", id, "\r\n");
+  for (const auto& [k, v] : headers) absl::StrAppend(&out, k, ": ", v, "\r\n");
+  absl::StrAppend(&out, "\r\n", body);
+  return out;
 }
 
 }  // namespace pggitops::server

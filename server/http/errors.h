@@ -47,6 +47,24 @@ HttpError Unavailable(const std::string& detail);  // 503 SERVICE_UNAVAILABLE
 // client sees only "internal error").
 HttpError FromStatus(const absl::Status& status);
 
+// The code of an error the HTTP edge answers itself: BAD_REQUEST for 400
+// (not MALFORMED_JSON: no JSON was read), else DefaultErrorCode.
+const char* EdgeErrorCode(int status);
+
+// The reason phrase of `status` ("OK", "Bad Request", ...; "Error" for the
+// ones the daemon does not answer itself).
+const char* ReasonPhrase(int status);
+
+// A new request id (UUID version 4).
+std::string NewRequestId();
+
+// A whole HTTP/1.1 error response with the one error body and a fresh
+// request id, closing the connection: for refusals the edge answers
+// before cpp-httplib sees a request (431, 408, 503 at a connection cap...).
+std::string RawErrorResponse(
+    int status, const std::string& error_code, const std::string& detail,
+    const std::vector<std::pair<std::string, std::string>>& headers);
+
 // Renders the error body.
 std::string ErrorBody(const std::string& detail, const std::string& error_code,
                       const std::string& request_id);

@@ -1,12 +1,12 @@
 #include "server/http/http_server.h"
 
-#include <sys/socket.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <random>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -16,6 +16,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "pggitops/log.h"
+#include "server/http/access_log.h"
+#include "server/http/connection_layer.h"
 #include "server/http/errors.h"
 #include "server/http/json_util.h"
 
@@ -33,6 +35,17 @@ constexpr char kCorsAllowHeaders[] =
     "Authorization, Content-Type, X-Request-ID";
 constexpr char kCorsMaxAgeSeconds[] = "600";
 
+// What was decided about a request before its body was read
+// (RequestHandler::Admit): the route, the headers the middlewares set (rate
+// limit), or the error that refuses it.
+struct Admitted {
+  std::string request_id;
+  absl::Time start;
+  const Route* route = nullptr;
+  httplib::Headers headers;
+  std::optional<HttpError> error;
+};
+
 // The request being served by this worker thread. cpp-httplib runs the
 // pre-routing handler, the route handler, the error handler and the
 // post-routing handler of one request on one thread, in that order.
@@ -41,6 +54,17 @@ struct CurrentRequest {
   absl::Time start;
   std::string request_id;
   std::string route = "unmatched";
+  bool streaming = false;  // the route is an event stream
+  EdgeRequest* edge = nullptr;
+  const Admitted* admitted = nullptr;
+  Admitted local;  // a decision taken here, before the body was parsed
+  bool accepts_gzip = false;
+  bool close = false;  // the response says Connection: close
+  // An event stream taken over from the edge, handed to `adopter` once
+  // cpp-httplib is done with the request.
+  std::unique_ptr<StreamSocket> stream;
+  StreamAdopter adopter;
+  std::string stream_head;
 };
 thread_local CurrentRequest t_req;
 
@@ -55,23 +79,16 @@ bool IsValidRequestId(const std::string& id) {
   return true;
 }
 
-std::string NewRequestId() {
-  thread_local std::mt19937_64 rng(
-      std::random_device{}() ^
-      static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
-  uint64_t a = rng(), b = rng();
-  // RFC 4122 version 4 layout.
-  a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
-  b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", a >> 32,
-                         (a >> 16) & 0xffff, a & 0xffff, b >> 48,
-                         b & 0xffffffffffffULL);
-}
-
 void Begin(const httplib::Request& req) {
   t_req.active = true;
-  t_req.start = absl::Now();
   t_req.route = "unmatched";
+  t_req.streaming = false;
+  if (t_req.admitted != nullptr) {
+    t_req.start = t_req.admitted->start;
+    t_req.request_id = t_req.admitted->request_id;
+    return;
+  }
+  t_req.start = absl::Now();
   std::string given = req.get_header_value("X-Request-ID");
   t_req.request_id = IsValidRequestId(given) ? given : NewRequestId();
 }
@@ -116,6 +133,20 @@ bool JsonDepthOk(const std::string& s) {
   return true;
 }
 
+// 415 unless a route that reads JSON is sent JSON.
+void CheckContentType(const httplib::Request& req, const Route& route,
+                      bool has_body) {
+  if (route.body == BodyPolicy::kNone || !has_body) return;
+  std::string type = req.get_header_value("Content-Type");
+  type = absl::AsciiStrToLower(
+      absl::StripAsciiWhitespace(type.substr(0, type.find(';'))));
+  if (type != "application/json") {
+    throw HttpError(415, "UNSUPPORTED_MEDIA_TYPE",
+                    "Content-Type must be application/json, got '" +
+                        (type.empty() ? std::string("none") : type) + "'");
+  }
+}
+
 void ParseBody(RequestContext& ctx, const Route& route) {
   if (route.body == BodyPolicy::kNone) return;
   const std::string& body = ctx.req.body;
@@ -125,14 +156,7 @@ void ParseBody(RequestContext& ctx, const Route& route) {
     }
     return;
   }
-  std::string type = ctx.req.get_header_value("Content-Type");
-  type = absl::AsciiStrToLower(
-      absl::StripAsciiWhitespace(type.substr(0, type.find(';'))));
-  if (type != "application/json") {
-    throw HttpError(415, "UNSUPPORTED_MEDIA_TYPE",
-                    "Content-Type must be application/json, got '" +
-                        (type.empty() ? std::string("none") : type) + "'");
-  }
+  CheckContentType(ctx.req, route, true);
   if (!JsonDepthOk(body)) {
     throw BadRequest("request body nests deeper than 64 levels");
   }
@@ -147,6 +171,62 @@ void ParseBody(RequestContext& ctx, const Route& route) {
   }
 }
 
+// gzip at level 1: cheap, and most of the gain on JSON.
+bool Gzip(const std::string& in, std::string* out) {
+  z_stream z{};
+  if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return false;
+  }
+  out->resize(deflateBound(&z, static_cast<uLong>(in.size())) + 32);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(&(*out)[0]);
+  z.avail_out = static_cast<uInt>(out->size());
+  int rc = deflate(&z, Z_FINISH);
+  out->resize(z.total_out);
+  deflateEnd(&z);
+  return rc == Z_STREAM_END;
+}
+
+bool Compressible(const std::string& type) {
+  return absl::StartsWith(type, "application/json") ||
+         absl::StartsWith(type, "text/");
+}
+
+// httplib::Stream over a request the connection layer gathered.
+class EdgeStream : public httplib::Stream {
+ public:
+  explicit EdgeStream(EdgeRequest* r) : r_(r) {}
+  bool is_readable() const override { return true; }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    return static_cast<ssize_t>(r_->Read(ptr, size));
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    return r_->Write(ptr, size) ? static_cast<ssize_t>(size) : -1;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = r_->peer_ip();
+    port = r_->peer_port();
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip.clear();
+    port = 0;
+  }
+  socket_t socket() const override { return INVALID_SOCKET; }
+
+ private:
+  EdgeRequest* r_;
+};
+
+// cpp-httplib's request processing, run over our stream.
+class EdgeHttplib : public httplib::Server {
+ public:
+  bool Process(httplib::Stream& strm, bool close, bool& closed) {
+    return process_request(strm, close, closed, nullptr);
+  }
+};
+
 }  // namespace
 
 void RequestContext::Json(int status, const nlohmann::json& j) {
@@ -159,19 +239,54 @@ std::optional<std::string> RequestContext::Query(const std::string& key) const {
   return req.get_param_value(key);
 }
 
-struct HttpServer::Impl {
+namespace {
+thread_local std::function<bool(StreamAdopter)> t_hand_off_for_testing;
+}  // namespace
+
+ScopedStreamHandOffForTesting::ScopedStreamHandOffForTesting(
+    std::function<bool(StreamAdopter)> hand_off)
+    : previous_(std::move(t_hand_off_for_testing)) {
+  t_hand_off_for_testing = std::move(hand_off);
+}
+
+ScopedStreamHandOffForTesting::~ScopedStreamHandOffForTesting() {
+  t_hand_off_for_testing = std::move(previous_);
+}
+
+bool RequestContext::HandOffStream(StreamAdopter adopter) {
+  if (t_hand_off_for_testing) return t_hand_off_for_testing(std::move(adopter));
+  if (t_req.edge == nullptr || t_req.stream != nullptr) return false;
+  std::unique_ptr<StreamSocket> socket = t_req.edge->TakeOver();
+  if (socket == nullptr) return false;
+  t_req.stream = std::move(socket);
+  t_req.adopter = std::move(adopter);
+  t_req.streaming = true;
+  return true;
+}
+
+struct HttpServer::Impl : public RequestHandler {
   HttpServerOptions options;
   const Router* router;
   LatencyWindow* latency;
-  httplib::Server svr;
+  EdgeHttplib svr;
+  std::unique_ptr<ConnectionLayer> edge;
+  AccessLog access_log;
   std::vector<Middleware> middlewares;
-  std::atomic<int> in_flight{0};
   Family<Counter>* requests_total;
   Family<Histogram>* duration;
   Family<Histogram>* size;
+  MetricsRegistry* metrics;
 
   bool cors_any_origin = false;  // cors_origins holds "*"
 
+  // RequestHandler
+  Admission Admit(absl::string_view raw_head, const RequestHead& head,
+                  const std::string& peer_ip, int peer_port) override;
+  bool Serve(EdgeRequest& request) override;
+
+  const Route* Decide(const httplib::Request& req, httplib::Response& res,
+                      std::map<std::string, std::string>* params,
+                      bool has_body);
   void Dispatch(const httplib::Request& req, httplib::Response& res);
   void Handle(const httplib::Request& req, httplib::Response& res);
   bool IsPreflight(const httplib::Request& req) const;
@@ -179,15 +294,104 @@ struct HttpServer::Impl {
   bool OriginAllowed(const std::string& origin) const;
   void AddCorsHeaders(const httplib::Request& req,
                       httplib::Response& res) const;
+  void MaybeCompress(httplib::Response& res) const;
   void Finish(const httplib::Request& req, httplib::Response& res);
+  void LogRequest(const httplib::Request& req, const httplib::Response& res,
+                  absl::Duration elapsed, const std::string& status);
   httplib::Server::HandlerResponse PreRoute(const httplib::Request& req,
                                             httplib::Response& res);
   void Configure();
 };
 
+// Routing, the middlewares (authentication, rate limit) and the content
+// type: everything decided before a body byte is read. Throws HttpError.
+const Route* HttpServer::Impl::Decide(
+    const httplib::Request& req, httplib::Response& res,
+    std::map<std::string, std::string>* params, bool has_body) {
+  Router::Match m = router->Find(req.method, req.path);
+  if (m.route == nullptr) {
+    if (m.allowed_methods.empty()) {
+      throw NotFound("no resource at " + req.path);
+    }
+    HttpError e(
+        405, "METHOD_NOT_ALLOWED",
+        absl::StrCat("method ", req.method, " is not allowed on ", req.path,
+                     "; allowed: ", absl::StrJoin(m.allowed_methods, ", ")));
+    e.headers.emplace_back("Allow", absl::StrJoin(m.allowed_methods, ", "));
+    throw e;
+  }
+  *params = std::move(m.params);
+  RequestContext ctx{req, res,    t_req.request_id, m.route->path_template,
+                     {},  nullptr};
+  for (const Middleware& mw : middlewares) mw(ctx, *m.route);
+  CheckContentType(req, *m.route, has_body);
+  return m.route;
+}
+
+RequestHandler::Admission HttpServer::Impl::Admit(absl::string_view raw_head,
+                                                  const RequestHead& head,
+                                                  const std::string& peer_ip,
+                                                  int peer_port) {
+  auto rec = std::make_shared<Admitted>();
+  httplib::Request req;
+  req.method = std::string(head.method.In(raw_head));
+  absl::string_view target = head.target.In(raw_head);
+  size_t q = target.find('?');
+  req.path =
+      httplib::detail::decode_url(std::string(target.substr(0, q)), false);
+  for (const auto& [name, value] : head.fields) {
+    req.headers.emplace(std::string(name.In(raw_head)),
+                        std::string(value.In(raw_head)));
+  }
+  req.remote_addr = peer_ip;
+  req.remote_port = peer_port;
+  std::string given = req.get_header_value("X-Request-ID");
+  rec->request_id = IsValidRequestId(given) ? given : NewRequestId();
+  rec->start = absl::Now();
+  // Decide reads the request id from the thread's current request.
+  std::string saved_id = std::move(t_req.request_id);
+  t_req.request_id = rec->request_id;
+  httplib::Response res;
+  std::map<std::string, std::string> params;
+  try {
+    rec->route = Decide(req, res, &params, true);
+  } catch (const HttpError& e) {
+    rec->error = e;
+  } catch (const std::exception& e) {
+    Log::Error("request admission failed", {{"error", e.what()}});
+    rec->error = HttpError(500, "INTERNAL_ERROR", "internal error");
+  }
+  t_req.request_id = std::move(saved_id);
+  rec->headers = std::move(res.headers);
+  Admission a;
+  a.accept = !rec->error.has_value();
+  a.record = std::move(rec);
+  return a;
+}
+
+bool HttpServer::Impl::Serve(EdgeRequest& request) {
+  t_req.edge = &request;
+  t_req.admitted = static_cast<const Admitted*>(request.admission().get());
+  t_req.accepts_gzip = request.head().accepts_gzip;
+  t_req.close = false;
+  EdgeStream strm(&request);
+  bool closed = false;
+  svr.Process(strm, request.closing(), closed);
+  if (t_req.stream != nullptr) {
+    if (t_req.adopter) {
+      t_req.adopter(std::move(t_req.stream), std::move(t_req.stream_head));
+    }
+    t_req.stream.reset();
+    t_req.adopter = nullptr;
+    t_req.stream_head.clear();
+  }
+  t_req.edge = nullptr;
+  t_req.admitted = nullptr;
+  return closed || t_req.close;
+}
+
 void HttpServer::Impl::Dispatch(const httplib::Request& req,
                                 httplib::Response& res) {
-  in_flight.fetch_add(1, std::memory_order_relaxed);
   ScopedLogRequestId log_id(t_req.request_id);
   try {
     if (IsPreflight(req)) {
@@ -205,35 +409,32 @@ void HttpServer::Impl::Dispatch(const httplib::Request& req,
     Log::Error("request handler failed", {{"route", t_req.route}});
     WriteError(res, HttpError(500, "INTERNAL_ERROR", "internal error"));
   }
-  in_flight.fetch_sub(1, std::memory_order_relaxed);
+  MaybeCompress(res);
 }
 
-// Routes the request and runs the middlewares, the body checks and the
-// handler. Throws HttpError.
+// Routes the request (unless it was decided before its body was read),
+// runs the middlewares, the body checks and the handler. Throws HttpError.
 void HttpServer::Impl::Handle(const httplib::Request& req,
                               httplib::Response& res) {
-  Router::Match m = router->Find(req.method, req.path);
-  if (m.route == nullptr) {
-    if (m.allowed_methods.empty()) {
-      throw NotFound("no resource at " + req.path);
-    }
-    HttpError e(
-        405, "METHOD_NOT_ALLOWED",
-        absl::StrCat("method ", req.method, " is not allowed on ", req.path,
-                     "; allowed: ", absl::StrJoin(m.allowed_methods, ", ")));
-    e.headers.emplace_back("Allow", absl::StrJoin(m.allowed_methods, ", "));
-    throw e;
+  std::map<std::string, std::string> params;
+  const Route* route;
+  if (t_req.admitted != nullptr) {
+    const Admitted& a = *t_req.admitted;
+    for (const auto& [k, v] : a.headers) res.set_header(k, v);
+    if (a.error.has_value()) throw *a.error;
+    Router::Match m = router->Find(req.method, req.path);
+    if (m.route != a.route) throw BadRequest("the request changed its route");
+    route = m.route;
+    params = std::move(m.params);
+  } else {
+    route = Decide(req, res, &params, !req.body.empty());
   }
-  t_req.route = m.route->path_template;
-  RequestContext ctx{req,
-                     res,
-                     t_req.request_id,
-                     m.route->path_template,
-                     std::move(m.params),
-                     nullptr};
-  for (const Middleware& mw : middlewares) mw(ctx, *m.route);
-  ParseBody(ctx, *m.route);
-  m.route->handler(ctx);
+  t_req.route = route->path_template;
+  t_req.streaming = route->streaming;
+  RequestContext ctx{req,    res,    t_req.request_id, route->path_template,
+                     params, nullptr};
+  ParseBody(ctx, *route);
+  route->handler(ctx);
 }
 
 // A CORS preflight: OPTIONS naming the method the page wants to send. With
@@ -289,57 +490,63 @@ void HttpServer::Impl::AddCorsHeaders(const httplib::Request& req,
   res.set_header("Access-Control-Expose-Headers", kCorsExposeHeaders);
 }
 
+// The one compression rule (CONTRACT section 8): gzip at level 1 for JSON
+// and text bodies of at least compress_min_bytes, when the request accepts
+// gzip. cpp-httplib never compresses on its own (the edge hides
+// Accept-Encoding from it).
+void HttpServer::Impl::MaybeCompress(httplib::Response& res) const {
+  if (!t_req.accepts_gzip || options.compress_min_bytes == 0 ||
+      res.body.size() < options.compress_min_bytes ||
+      res.has_header("Content-Encoding") ||
+      !Compressible(res.get_header_value("Content-Type"))) {
+    return;
+  }
+  std::string gz;
+  if (!Gzip(res.body, &gz)) return;
+  res.body.swap(gz);
+  res.set_header("Content-Encoding", "gzip");
+  res.set_header("Vary", "Accept-Encoding");
+}
+
 httplib::Server::HandlerResponse HttpServer::Impl::PreRoute(
     const httplib::Request& req, httplib::Response& res) {
   Begin(req);
-  bool has_length = req.has_header("Content-Length");
-  bool chunked = req.has_header("Transfer-Encoding");
-  if (has_length) {
-    uint64_t length = 0;
-    if (!absl::SimpleAtoi(req.get_header_value("Content-Length"), &length)) {
-      res.set_header("Connection", "close");
-      WriteError(res, BadRequest("invalid Content-Length"));
+  // The edge checked the framing and the size; a body is here whole (a
+  // chunked one decoded, with a Content-Length).
+  uint64_t length = 0;
+  bool has_body =
+      absl::SimpleAtoi(req.get_header_value("Content-Length"), &length) &&
+      length > 0;
+  bool refused = t_req.admitted != nullptr && t_req.admitted->error;
+  if (!has_body || refused) {
+    Dispatch(req, res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  if (t_req.admitted == nullptr) {
+    // Decided before cpp-httplib parses the body: routing,
+    // authentication, rate limit, content type. Recorded so that Handle
+    // does not run the middlewares twice.
+    t_req.local = Admitted();
+    t_req.local.request_id = t_req.request_id;
+    t_req.local.start = t_req.start;
+    std::map<std::string, std::string> params;
+    try {
+      ScopedLogRequestId log_id(t_req.request_id);
+      t_req.local.route = Decide(req, res, &params, true);
+    } catch (const HttpError& e) {
+      WriteError(res, e);
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (length > options.max_body_bytes) {
-      // The body is not read, so the connection cannot be reused.
-      res.set_header("Connection", "close");
-      WriteError(res,
-                 HttpError(413, "PAYLOAD_TOO_LARGE",
-                           absl::StrCat("request body exceeds ",
-                                        options.max_body_bytes, " bytes")));
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    has_length = length > 0;
+    t_req.admitted = &t_req.local;
   }
-  bool may_have_body = req.method == "POST" || req.method == "PUT" ||
-                       req.method == "PATCH" || req.method == "DELETE";
-  if (may_have_body && (has_length || chunked)) {
-    // cpp-httplib reads the body, then calls the catch-all handlers below.
-    return httplib::Server::HandlerResponse::Unhandled;
-  }
-  // No body: answer now. (cpp-httplib would otherwise wait for a body that
-  // never comes on a POST without Content-Length, as `curl -X POST` sends.)
-  Dispatch(req, res);
-  return httplib::Server::HandlerResponse::Handled;
+  // cpp-httplib reads the body, then calls the catch-all handlers below.
+  return httplib::Server::HandlerResponse::Unhandled;
 }
 
-void HttpServer::Impl::Finish(const httplib::Request& req,
-                              httplib::Response& res) {
-  if (!t_req.active) Begin(req);
-  absl::Duration elapsed = absl::Now() - t_req.start;
-  res.set_header("X-Request-ID", t_req.request_id);
-  res.set_header(
-      "X-Response-Time",
-      absl::StrFormat("%.3fms", absl::ToDoubleMilliseconds(elapsed)));
-  AddCorsHeaders(req, res);
-  std::string method = MethodLabel(req.method);
-  std::string status = absl::StrCat(res.status);
-  requests_total->WithLabels({method, t_req.route, status}).Inc();
-  duration->WithLabels({method, t_req.route}).ObserveDuration(elapsed);
-  size->WithLabels({method, t_req.route})
-      .Observe(static_cast<double>(req.body.size()));
-  if (latency != nullptr) latency->Record(elapsed, res.status >= 500);
+void HttpServer::Impl::LogRequest(const httplib::Request& req,
+                                  const httplib::Response& res,
+                                  absl::Duration elapsed,
+                                  const std::string& status) {
   bool quiet =
       absl::StartsWith(t_req.route, "/health") || t_req.route == "/metrics";
   // 503 is back-pressure (draining, pool timeout), not a bug: a warning,
@@ -352,37 +559,80 @@ void HttpServer::Impl::Finish(const httplib::Request& req,
   } else if (quiet) {
     level = LogLevel::kDebug;
   }
-  if (Log::Enabled(level)) {
+  if (!Log::Enabled(level)) return;
+  std::string ms = absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(elapsed));
+  if (level >= LogLevel::kWarning) {
     ScopedLogRequestId log_id(t_req.request_id);
     Log::Write(level, "request",
                {{"method", req.method},
                 {"path", req.path},
                 {"route", t_req.route},
                 {"status", status},
-                {"duration_ms",
-                 absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(elapsed))},
+                {"duration_ms", ms},
                 {"remote_addr", req.remote_addr}});
+    return;
+  }
+  access_log.Write(level, t_req.request_id,
+                   {{"method", req.method},
+                    {"path", req.path},
+                    {"route", t_req.route},
+                    {"status", status},
+                    {"duration_ms", ms},
+                    {"remote_addr", req.remote_addr}});
+}
+
+void HttpServer::Impl::Finish(const httplib::Request& req,
+                              httplib::Response& res) {
+  if (!t_req.active) Begin(req);
+  absl::Duration elapsed = absl::Now() - t_req.start;
+  res.set_header("X-Request-ID", t_req.request_id);
+  res.set_header(
+      "X-Response-Time",
+      absl::StrFormat("%.3fms", absl::ToDoubleMilliseconds(elapsed)));
+  AddCorsHeaders(req, res);
+  if (t_req.edge != nullptr && t_req.edge->closing() &&
+      res.get_header_value("Connection") != "close") {
+    // Decided while the request was served (the daemon began to drain).
+    res.headers.erase("Keep-Alive");
+    res.set_header("Connection", "close");
+  }
+  if (res.get_header_value("Connection") == "close") t_req.close = true;
+  std::string method = MethodLabel(req.method);
+  std::string status = absl::StrCat(res.status);
+  requests_total->WithLabels({method, t_req.route, status}).Inc();
+  if (!t_req.streaming) {
+    duration->WithLabels({method, t_req.route}).ObserveDuration(elapsed);
+    if (latency != nullptr) latency->Record(elapsed, res.status >= 500);
+  }
+  size->WithLabels({method, t_req.route})
+      .Observe(static_cast<double>(req.body.size()));
+  LogRequest(req, res, elapsed, status);
+  if (t_req.stream != nullptr) {
+    // The stream's head, written by its new owner: cpp-httplib's own
+    // output for this request goes nowhere.
+    std::string head = absl::StrCat("HTTP/1.1 ", res.status, " ",
+                                    ReasonPhrase(res.status), "\r\n");
+    for (const auto& [k, v] : res.headers) {
+      if (absl::EqualsIgnoreCase(k, "Content-Length") ||
+          absl::EqualsIgnoreCase(k, "Keep-Alive") ||
+          absl::EqualsIgnoreCase(k, "Connection")) {
+        continue;
+      }
+      absl::StrAppend(&head, k, ": ", v, "\r\n");
+    }
+    absl::StrAppend(&head, "Transfer-Encoding: chunked\r\n\r\n");
+    t_req.stream_head = std::move(head);
   }
   t_req.active = false;
 }
 
 void HttpServer::Impl::Configure() {
-  int workers = options.workers;
-  svr.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
-  svr.set_tcp_nodelay(true);
-  // cpp-httplib's default also sets SO_REUSEPORT, which would let a second
-  // daemon bind the same port silently. Only SO_REUSEADDR here.
-  svr.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
   int64_t keepalive_s =
       std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(
                                options.keepalive_timeout, absl::Seconds(1))));
+  // Only for the Keep-Alive header cpp-httplib writes: the edge enforces.
   svr.set_keep_alive_timeout(static_cast<time_t>(keepalive_s));
   svr.set_keep_alive_max_count(static_cast<size_t>(options.keepalive_max));
-  svr.set_read_timeout(absl::ToChronoSeconds(options.read_timeout));
-  svr.set_write_timeout(absl::ToChronoSeconds(options.write_timeout));
   svr.set_payload_max_length(options.max_body_bytes);
 
   svr.set_pre_routing_handler(
@@ -416,7 +666,7 @@ void HttpServer::Impl::Configure() {
             detail = absl::StrCat("HTTP ", res.status);
         }
         res.set_content(
-            ErrorBody(detail, DefaultErrorCode(res.status), t_req.request_id),
+            ErrorBody(detail, EdgeErrorCode(res.status), t_req.request_id),
             "application/json");
         return httplib::Server::HandlerResponse::Handled;
       }));
@@ -439,6 +689,7 @@ HttpServer::HttpServer(HttpServerOptions options, const Router* router,
       std::find(origins.begin(), origins.end(), "*") != origins.end();
   impl_->router = router;
   impl_->latency = latency;
+  impl_->metrics = metrics;
   impl_->requests_total = &metrics->AddCounter(
       "http_requests_total", "HTTP requests answered, by route template.",
       {"method", "route", "status"});
@@ -458,31 +709,46 @@ void HttpServer::AddMiddleware(Middleware m) {
 }
 
 absl::Status HttpServer::Bind() {
-  const std::string& host = impl_->options.host;
-  if (impl_->options.port == 0) {
-    int port = impl_->svr.bind_to_any_port(host);
-    if (port <= 0) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", host, ": ", std::strerror(errno)));
-    }
-    port_ = port;
-    return absl::OkStatus();
-  }
-  if (!impl_->svr.bind_to_port(host, impl_->options.port)) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":",
-                                               impl_->options.port, ": ",
-                                               std::strerror(errno)));
-  }
-  port_ = impl_->options.port;
+  const HttpServerOptions& o = impl_->options;
+  ConnectionLayerOptions e;
+  e.host = o.host;
+  e.port = o.port;
+  e.workers = o.workers;
+  e.max_connections = o.max_connections;
+  e.max_connections_per_client = o.max_connections_per_client;
+  e.ipv6_client_prefix = o.ipv6_client_prefix;
+  e.exempt_peer = o.exempt_peer;
+  e.header_timeout = o.header_timeout;
+  e.body_timeout = o.body_timeout;
+  e.keepalive_timeout = o.keepalive_timeout;
+  e.keepalive_max = o.keepalive_max;
+  e.write_timeout = o.write_timeout;
+  e.limits.max_head_bytes = o.max_header_bytes;
+  e.limits.max_body_bytes = o.max_body_bytes;
+  e.metrics = impl_->metrics;
+  absl::StatusOr<std::unique_ptr<ConnectionLayer>> edge =
+      ConnectionLayer::Create(std::move(e), impl_.get());
+  if (!edge.ok()) return edge.status();
+  impl_->edge = *std::move(edge);
+  port_ = impl_->edge->port();
   return absl::OkStatus();
 }
 
-void HttpServer::Serve() { impl_->svr.listen_after_bind(); }
+void HttpServer::Serve() {
+  impl_->edge->Run();
+  impl_->access_log.Flush();
+}
 
-void HttpServer::Stop() { impl_->svr.stop(); }
+void HttpServer::Drain(absl::Time deadline) {
+  if (impl_->edge != nullptr) impl_->edge->Drain(deadline);
+}
 
 int HttpServer::in_flight() const {
-  return impl_->in_flight.load(std::memory_order_relaxed);
+  return impl_->edge == nullptr ? 0 : impl_->edge->in_flight();
+}
+
+int HttpServer::open_connections() const {
+  return impl_->edge == nullptr ? 0 : impl_->edge->open_connections();
 }
 
 }  // namespace pggitops::server

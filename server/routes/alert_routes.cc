@@ -727,6 +727,7 @@ void AddAlertRoutes(Router* router, AppContext* app) {
                             {"pending", "acknowledged"});
                }});
   auto stream = std::make_shared<AlertStream>(app);
+  app->stream_hub = stream->hub.get();
   router->Add({"GET", "/api/v1/alerts/stream", BodyPolicy::kNone, Scope::kRead,
                [stream](RequestContext& ctx) { stream->hub->Serve(ctx); },
                /*streaming=*/true});

@@ -1,6 +1,11 @@
-// SseHub without sockets: the stream's content provider is driven by hand
-// with a DataSink that collects what it writes.
+// SseHub over socket pairs: a fake hand-over gives the hub one end, the
+// test reads the other as a client would.
 #include "server/routes/sse_hub.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -11,6 +16,7 @@
 
 #include "doctest/doctest.h"
 #include "httplib.h"
+#include "server/http/connection_layer.h"
 #include "server/http/errors.h"
 #include "server/http/request_context.h"
 
@@ -19,44 +25,102 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One request answered by the hub, and what its provider wrote so far.
+// The hub's end of a socket pair; closing it is what the edge would do.
+class PairSocket : public StreamSocket {
+ public:
+  PairSocket(int fd, std::shared_ptr<std::atomic<int>> closed)
+      : fd_(fd), closed_(std::move(closed)) {}
+  ~PairSocket() override {
+    ::close(fd_);
+    ++*closed_;
+  }
+  int fd() const override { return fd_; }
+  const std::string& peer_ip() const override { return ip_; }
+
+ private:
+  int fd_;
+  std::shared_ptr<std::atomic<int>> closed_;  // outlives the Client
+  std::string ip_ = "127.0.0.1";
+};
+
+// One client of the hub: the request, and the client's end of the pair.
 struct Client {
   httplib::Request req;
-  std::unique_ptr<httplib::Response> res =
-      std::make_unique<httplib::Response>();
+  httplib::Response res;
   std::string id = "test";
   std::string route = "/stream";
+  int fd = -1;
+  int hub_fd = -1;
   std::string text;
-  bool done = false;
-  bool write_ok = true;
+  std::shared_ptr<std::atomic<int>> closed =
+      std::make_shared<std::atomic<int>>(0);
 
-  explicit Client(SseHub* hub, const std::string& last_event_id = "") {
+  // `fill`: the hub's end is full before the hub gets it, so the client
+  // is a slow reader until it reads.
+  explicit Client(SseHub* hub, const std::string& last_event_id = "",
+                  bool fill = false) {
     if (!last_event_id.empty()) req.set_header("Last-Event-ID", last_event_id);
-    RequestContext ctx{req, *res, id, route, {}, nullptr};
-    hub->Serve(ctx);
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    fd = sv[0];
+    hub_fd = sv[1];
+    fcntl(hub_fd, F_SETFL, O_NONBLOCK);
+    if (fill) {
+      std::string blob(4096, 'x');
+      while (send(hub_fd, blob.data(), blob.size(), MSG_DONTWAIT) > 0) {
+      }
+    }
+    RequestContext ctx{req, res, id, route, {}, nullptr};
+    ScopedStreamHandOffForTesting seam([this](StreamAdopter adopt) {
+      adopt(std::make_unique<PairSocket>(hub_fd, closed),
+            "HTTP/1.1 200 OK\r\n\r\n");
+      return true;
+    });
+    try {
+      hub->Serve(ctx);
+    } catch (...) {
+      ::close(fd);
+      ::close(hub_fd);
+      throw;
+    }
   }
-  // Calls the provider once; returns its answer.
-  bool Pump() {
-    httplib::DataSink sink;
-    sink.write = [this](const char* d, size_t n) {
-      if (write_ok) text.append(d, n);
-      return write_ok;
-    };
-    sink.done = [this] { done = true; };
-    sink.is_writable = [] { return true; };
-    return res->content_provider_(0, 0, sink);
-  }
-  // Pumps until `needle` was written (bounded).
-  bool PumpUntil(const std::string& needle, int timeout_ms = 3000) {
+  ~Client() { ::close(fd); }
+  // Reads until `needle` arrived (bounded); false on time-out or EOF.
+  bool ReadUntil(const std::string& needle, int timeout_ms = 3000) {
     auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    char buf[65536];
     while (text.find(needle) == std::string::npos) {
-      if (Clock::now() > deadline || done || !Pump()) return false;
+      if (Clock::now() > deadline) return false;
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) return false;
+      text.append(buf, static_cast<size_t>(n));
     }
     return true;
   }
-  // Ends the response (runs the hub's releaser).
-  void Close() { res.reset(); }
+  bool Eof(int timeout_ms = 3000) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    char buf[65536];
+    while (Clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) return true;
+      text.append(buf, static_cast<size_t>(n));
+    }
+    return false;
+  }
 };
+
+bool WaitFor(const std::function<bool()>& f, int ms = 3000) {
+  auto end = Clock::now() + std::chrono::milliseconds(ms);
+  while (Clock::now() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return f();
+}
 
 SseHubOptions Options(std::atomic<bool>* ending) {
   SseHubOptions o;
@@ -73,6 +137,12 @@ SseHubOptions Options(std::atomic<bool>* ending) {
   return o;
 }
 
+TEST_CASE("Chunk: HTTP/1.1 chunk framing") {
+  CHECK(Chunk("") == "");
+  CHECK(Chunk("hello") == "5\r\nhello\r\n");
+  CHECK(Chunk(std::string(26, 'a')).rfind("1a\r\n", 0) == 0);
+}
+
 TEST_CASE(
     "SseHub: events reach every stream, in order, with status and "
     "keep-alive lines") {
@@ -80,19 +150,20 @@ TEST_CASE(
   SseHub hub(Options(&ending));
   hub.Notify("lost");  // nobody listens yet: dropped
   Client a(&hub), b(&hub);
-  CHECK(a.res->get_header_value("Content-Type") == "text/event-stream");
-  CHECK(a.res->get_header_value("Cache-Control") == "no-cache");
-  REQUIRE(a.PumpUntil("event: system_status\ndata: {}\n\n"));
-  CHECK(a.text.rfind("retry: 3000\n", 0) == 0);
+  CHECK(a.res.get_header_value("Content-Type") == "text/event-stream");
+  CHECK(a.res.get_header_value("Cache-Control") == "no-cache");
+  REQUIRE(a.ReadUntil("event: system_status\ndata: {}\n\n"));
+  CHECK(a.text.rfind("HTTP/1.1 200 OK\r\n\r\n", 0) == 0);
+  CHECK(a.text.find("retry: 3000\n") != std::string::npos);
   hub.Notify("1");
   hub.Notify("2");
-  REQUIRE(a.PumpUntil("id: 2\n"));
-  REQUIRE(b.PumpUntil("id: 2\n"));
+  REQUIRE(a.ReadUntil("id: 2\n"));
+  REQUIRE(b.ReadUntil("id: 2\n"));
   for (const std::string* t : {&a.text, &b.text}) {
     CHECK(t->find("event: alert\nid: 1\ndata: 1\n\n") < t->find("id: 2\n"));
     CHECK(t->find("lost") == std::string::npos);
   }
-  REQUIRE(a.PumpUntil(": keepalive\n\n"));
+  REQUIRE(a.ReadUntil(": keepalive\n\n"));
   CHECK(hub.open_streams() == 2);
 }
 
@@ -108,8 +179,8 @@ TEST_CASE("SseHub: the cap answers 503 until a stream closes") {
     CHECK(e.status() == 503);
     CHECK(std::string(e.what()).find("SSE_MAX_STREAMS=2") != std::string::npos);
   }
-  a->Close();
-  CHECK(hub.open_streams() == 1);
+  a.reset();  // the client goes away: the hub notices and closes its end
+  CHECK(WaitFor([&] { return hub.open_streams() == 1; }));
   Client c(&hub);
   CHECK(hub.open_streams() == 2);
 
@@ -119,25 +190,42 @@ TEST_CASE("SseHub: the cap answers 503 until a stream closes") {
   CHECK_THROWS_AS(Client{&closed}, HttpError);
 }
 
-TEST_CASE("SseHub: draining ends open streams and refuses new ones") {
+TEST_CASE("SseHub: a refused hand-over gives the slot back") {
+  std::atomic<bool> ending{false};
+  SseHub hub(Options(&ending));
+  httplib::Request req;
+  httplib::Response res;
+  std::string id = "x", route = "/stream";
+  RequestContext ctx{req, res, id, route, {}, nullptr};
+  ScopedStreamHandOffForTesting seam([](StreamAdopter) { return false; });
+  CHECK_THROWS_AS(hub.Serve(ctx), HttpError);
+  CHECK(hub.open_streams() == 0);
+}
+
+TEST_CASE("SseHub: ending closes open streams cleanly and refuses new ones") {
   std::atomic<bool> ending{false};
   SseHub hub(Options(&ending));
   Client a(&hub);
-  REQUIRE(a.PumpUntil("system_status"));
-  ending = true;
+  REQUIRE(a.ReadUntil("system_status"));
   auto start = Clock::now();
-  REQUIRE(a.PumpUntil(": server shutting down\n\n"));
-  CHECK(a.done);
-  CHECK(Clock::now() - start < std::chrono::seconds(1));
+  hub.EndStreams();
+  REQUIRE(a.ReadUntil(": server shutting down\n\n"));
+  CHECK(a.Eof());
+  CHECK(a.text.find("0\r\n\r\n") != std::string::npos);  // the last chunk
+  CHECK(Clock::now() - start < std::chrono::seconds(2));
+  CHECK(WaitFor([&] { return hub.open_streams() == 0; }));
+  CHECK(WaitFor([&] { return *a.closed == 1; }));
   CHECK_THROWS_AS(Client{&hub}, HttpError);
+  ending = true;
+  SseHub other(Options(&ending));
+  CHECK_THROWS_AS(Client{&other}, HttpError);
 }
 
-TEST_CASE(
-    "SseHub: a departed client fails the provider; a slow one is told "
-    "what it missed") {
+TEST_CASE("SseHub: a slow reader is told what it missed") {
   std::atomic<bool> ending{false};
   SseHubOptions o = Options(&ending);
   o.backlog = 3;
+  o.max_unsent_bytes = 1;
   o.status_interval = absl::Hours(1);
   std::atomic<int> rendered{0};
   o.render = [&rendered, render = o.render](std::vector<std::string> p) {
@@ -145,22 +233,21 @@ TEST_CASE(
     return render(std::move(p));
   };
   SseHub hub(std::move(o));
-  Client a(&hub);
-  REQUIRE(a.PumpUntil("system_status"));
+  Client a(&hub, "", /*fill=*/true);  // its socket is full: nothing moves
   for (int i = 0; i < 10; ++i) hub.Notify(std::to_string(i));
-  // Let the hub render all ten before the stream reads again.
-  for (int i = 0; i < 300 && rendered < 10; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  REQUIRE(rendered == 10);
-  REQUIRE(a.PumpUntil("id: 9\n"));
+  REQUIRE(WaitFor([&] { return rendered == 10; }));
+  REQUIRE(a.ReadUntil("id: 9\n"));
   CHECK(a.text.find("events dropped") != std::string::npos);
   CHECK(a.text.find("id: 0\n") == std::string::npos);
-  a.write_ok = false;
-  hub.Notify("10");
-  bool failed = false;
-  for (int i = 0; i < 20 && !failed; ++i) failed = !a.Pump();
-  CHECK(failed);
+}
+
+TEST_CASE("SseHub: a departed client's stream is closed") {
+  std::atomic<bool> ending{false};
+  SseHub hub(Options(&ending));
+  auto a = std::make_unique<Client>(&hub);
+  REQUIRE(a->ReadUntil("system_status"));
+  ::shutdown(a->fd, SHUT_RDWR);
+  CHECK(WaitFor([&] { return hub.open_streams() == 0; }));
 }
 
 TEST_CASE("SseHub: Last-Event-ID replays before live events") {
@@ -174,9 +261,9 @@ TEST_CASE("SseHub: Last-Event-ID replays before live events") {
   SseHub hub(std::move(o));
   Client a(&hub, "42");
   CHECK(seen == "42");
-  REQUIRE(a.PumpUntil("id: 43\n"));
+  REQUIRE(a.ReadUntil("id: 43\n"));
   Client b(&hub);
-  REQUIRE(b.PumpUntil("system_status"));
+  REQUIRE(b.ReadUntil("system_status"));
   CHECK(b.text.find("id: 43") == std::string::npos);
 }
 
