@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "pggitops/config.h"
 #include "pggitops/log.h"
 #include "server/commands.h"
@@ -15,6 +16,9 @@ int main(int argc, char** argv) {
   using namespace pggitops;
   // Before any thread exists, so every thread inherits the mask.
   server::BlockShutdownSignals();
+  // Abseil's lock-order graph costs every lock on every request; the
+  // thread-safety annotations are checked at compile time instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   absl::StatusOr<CommandLine> cli = ParseCommandLine(argc, argv, environ);
   if (!cli.ok()) {

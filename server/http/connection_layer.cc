@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +42,8 @@ constexpr size_t kReadChunk = 64 << 10;
 constexpr int kPipelineTurn = 16;
 // Output a worker sends as it goes instead of buffering it all.
 constexpr size_t kEagerSendBytes = 256 << 10;
+// Writes at least this large are sent without a copy (WriteDirect).
+constexpr size_t kDirectSendBytes = 4096;
 // Lingering close: after the last response the edge reads and discards
 // what a client still sends, so its response is not lost to a reset.
 constexpr int64_t kLingerNs = 2'000'000'000;
@@ -1044,6 +1047,7 @@ class WorkerRequest : public EdgeRequest {
   bool Write(const char* data, size_t n) override {
     if (taken_) return true;
     if (failed_) return false;
+    if (n >= kDirectSendBytes) return WriteDirect(data, n);
     out_->append(data, n);
     if (out_->size() - sent_ >= kEagerSendBytes) {
       if (!layer_->SendAll(c_, *out_, &sent_,
@@ -1066,6 +1070,35 @@ class WorkerRequest : public EdgeRequest {
   }
 
   bool taken() const { return taken_; }
+
+  // A large piece (a response body) goes out with what is buffered in one
+  // sendmsg, without being copied; only what the socket does not take now
+  // is kept.
+  bool WriteDirect(const char* data, size_t n) {
+    iovec iov[2] = {{&(*out_)[0] + sent_, out_->size() - sent_},
+                    {const_cast<char*>(data), n}};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    ssize_t k;
+    do {
+      k = ::sendmsg(c_->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (k < 0 && errno == EINTR);
+    if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      failed_ = true;
+      return false;
+    }
+    size_t took = k < 0 ? 0 : static_cast<size_t>(k);
+    size_t from_buffer = std::min(took, iov[0].iov_len);
+    sent_ += from_buffer;
+    size_t from_data = took - from_buffer;
+    if (sent_ == out_->size()) {
+      out_->clear();
+      sent_ = 0;
+    }
+    out_->append(data + from_data, n - from_data);
+    return true;
+  }
 
   // Sends what is buffered; what the socket will not take now moves to the
   // connection for the loop (or, over the output budget, is waited for).

@@ -113,12 +113,23 @@ std::string NewRequestId() {
       std::random_device{}() ^
       static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
   uint64_t a = rng(), b = rng();
-  // RFC 4122 version 4 layout.
+  // RFC 4122 version 4 layout: xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx.
   a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
   b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", a >> 32,
-                         (a >> 16) & 0xffff, a & 0xffff, b >> 48,
-                         b & 0xffffffffffffULL);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(36, '-');
+  int pos = 0;
+  auto put = [&](uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i)
+      id[pos + i] = kHex[(v >> (4 * (digits - 1 - i))) & 0xf];
+    pos += digits + 1;
+  };
+  put(a >> 32, 8);
+  put((a >> 16) & 0xffff, 4);
+  put(a & 0xffff, 4);
+  put(b >> 48, 4);
+  put(b & 0xffffffffffffULL, 12);
+  return id;
 }
 
 const char* ReasonPhrase(int status) {
