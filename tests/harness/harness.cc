@@ -297,12 +297,14 @@ void StopRedis() {
   pid_t pid = State().redis_pid;
   if (pid <= 0 || ProcState(pid) == 0) return;
   kill(pid, SIGTERM);
-  kill(pid, SIGCONT);               // a paused server handles the SIGTERM now
-  for (int i = 0; i < 1000; ++i) {  // 10 s
-    char state = ProcState(pid);
-    if (state == 0 || state == 'Z') return;
-    SleepMs(10);
-  }
+  kill(pid, SIGCONT);  // a paused server handles the SIGTERM now
+  const bool gone = WaitFor(
+      [pid] {
+        char state = ProcState(pid);
+        return state == 0 || state == 'Z';
+      },
+      std::chrono::seconds(10));
+  if (gone) return;
   kill(pid, SIGKILL);
   Fail("Redis (pid " + std::to_string(pid) + ") ignored SIGTERM for 10 s");
 }
@@ -316,9 +318,10 @@ void StartRedis() {
                 " --bind 127.0.0.1 --save '' --appendonly no --daemonize yes" +
                 " --pidfile " + Quote(d + "/redis.pid") + " --dir " + Quote(d) +
                 " --logfile " + Quote(d + "/redis.log"));
-  for (int i = 0; i < 100 && !RedisPing(100); ++i) SleepMs(50);
+  WaitFor([] { return RedisPing(100); }, std::chrono::seconds(15));
   pid_t pid = 0;
-  for (int i = 0; i < 100 && (pid = RedisPidFromFile(s)) <= 0; ++i) SleepMs(50);
+  WaitFor([&] { return (pid = RedisPidFromFile(s)) > 0; },
+          std::chrono::seconds(5));
   if (pid <= 0 || !RedisPing(1000)) {
     Fail("redis-server did not come back on port " +
          std::to_string(s.redis_port) + " (log: " + d + "/redis.log)");
@@ -331,8 +334,10 @@ void PauseRedis() {
   pid_t pid = State().redis_pid;
   if (kill(pid, SIGSTOP) != 0)
     Fail("SIGSTOP Redis: " + std::string(strerror(errno)));
-  for (int i = 0; i < 500 && ProcState(pid) != 'T'; ++i) SleepMs(10);
-  if (ProcState(pid) != 'T') Fail("Redis did not stop on SIGSTOP");
+  if (!WaitFor([pid] { return ProcState(pid) == 'T'; },
+               std::chrono::seconds(5))) {
+    Fail("Redis did not stop on SIGSTOP");
+  }
 }
 
 void ResumeRedis() {
@@ -395,6 +400,17 @@ int FreePort() {
   }
   close(fd);
   return ntohs(addr.sin_port);
+}
+
+bool WaitFor(const std::function<bool()>& done,
+             std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const bool last = std::chrono::steady_clock::now() >= end;
+    if (done()) return true;
+    if (last) return false;
+    SleepMs(20);
+  }
 }
 
 std::string BuildPath(const std::string& relative) {

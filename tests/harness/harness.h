@@ -34,6 +34,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -80,6 +82,13 @@ bool RedisPing(int timeout_ms);
 
 // A free TCP port on 127.0.0.1.
 int FreePort();
+
+// Evaluates `done` every 20 ms until it returns true or `limit` has passed,
+// and returns its last evaluation (one is always made at or after the
+// limit). The one polling loop of the tests: poll on real state with it
+// instead of sleeping a fixed time. `done` may assert (REQUIRE throws out).
+bool WaitFor(const std::function<bool()>& done,
+             std::chrono::milliseconds limit);
 
 // Path of a built binary, e.g. BuildPath("server/pggit-api"), from the
 // PGGITOPS_BUILD_DIR environment variable set by meson test (else the build

@@ -223,25 +223,22 @@ TEST_CASE(
 
   // A change made in SQL reaches the cached list (the 002 triggers).
   d.Sql("UPDATE pggit.alerts SET status = 'resolved' WHERE status = 'pending'");
-  bool seen = false;
-  for (int k = 0; k < 100 && !seen; ++k) {
-    seen = Body(c.Get("/api/v1/alerts?status=pending"))["total"] == 0;
-    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  CHECK(seen);
+  CHECK(harness::WaitFor(
+      [&] {
+        return Body(c.Get("/api/v1/alerts?status=pending"))["total"] == 0;
+      },
+      std::chrono::seconds(5)));
 
   // The warm set: POST /api/v1/cache/warm loads the first page for real.
   // (Once the delivery is final: its updates invalidate alerts:*.)
-  bool final_state = false;
-  for (int k = 0; k < 200 && !final_state; ++k) {
-    final_state = d.Sql(
-                      "SELECT count(*) FROM pggit.alert_delivery_queue "
-                      "WHERE delivery_status IN ('pending', "
-                      "'in_progress')") == "0";
-    if (!final_state)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  REQUIRE(final_state);
+  REQUIRE(harness::WaitFor(
+      [&] {
+        return d.Sql(
+                   "SELECT count(*) FROM pggit.alert_delivery_queue "
+                   "WHERE delivery_status IN ('pending', 'in_progress')") ==
+               "0";
+      },
+      std::chrono::seconds(10)));
   CHECK(c.Post("/api/v1/cache/invalidate", R"({"pattern": "alerts:*"})",
                "application/json")
             ->status == 200);
@@ -414,15 +411,14 @@ TEST_CASE(
   Process locker({"psql", admin.substr(0, admin.rfind('/')) + "/" + d.db, "-c",
                   "BEGIN; LOCK TABLE pggit.alerts IN ACCESS EXCLUSIVE MODE; "
                   "SELECT pg_sleep(4); COMMIT;"});
-  bool locked = false;
-  for (int i = 0; i < 200 && !locked; ++i) {
-    locked = d.Sql(
-                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
-                 "c.oid = l.relation WHERE c.relname = 'alerts' AND "
-                 "l.mode = 'AccessExclusiveLock' AND l.granted") == "1";
-    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  REQUIRE(locked);
+  REQUIRE(harness::WaitFor(
+      [&] {
+        return d.Sql(
+                   "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                   "c.oid = l.relation WHERE c.relname = 'alerts' AND "
+                   "l.mode = 'AccessExclusiveLock' AND l.granted") == "1";
+      },
+      std::chrono::seconds(5)));
   // The write holds the only connection until its statement times out.
   auto write = std::async(std::launch::async, [&d] {
     auto wc = d.Client();
@@ -478,15 +474,9 @@ struct Stream {
   }
   // Waits (bounded) until the stream's text contains `needle`.
   bool WaitFor(const std::string& needle, int timeout_ms) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (Clock::now() < deadline) {
-      {
-        std::lock_guard<std::mutex> l(mu);
-        if (text.find(needle) != std::string::npos) return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
+    return harness::WaitFor(
+        [&] { return Text().find(needle) != std::string::npos; },
+        std::chrono::milliseconds(timeout_ms));
   }
   std::string Text() {
     std::lock_guard<std::mutex> l(mu);
@@ -588,11 +578,9 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
                                  "' AND application_name = 'pggitops-listener'";
     admin("ALTER DATABASE " + d.db + " WITH ALLOW_CONNECTIONS false");
     admin("SELECT pg_terminate_backend(pid) " + listener);
-    bool away = false;
-    for (int k = 0; k < 200 && !away; ++k) {
-      away = admin("SELECT count(*) " + listener) == "0";
-      if (!away) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
+    const bool away = harness::WaitFor(
+        [&] { return admin("SELECT count(*) " + listener) == "0"; },
+        std::chrono::seconds(5));
     pqxx::work tx(producer);
     int64_t away_id =
         tx.exec1(
@@ -655,10 +643,10 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   auto start = Clock::now();
   d.process->Signal(SIGTERM);
   for (Stream* s : {s1.get(), s3.get()}) {
-    while (!s->ended.load() && Clock::now() - start < std::chrono::seconds(5)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    CHECK(s->ended.load());
+    CHECK(
+        harness::WaitFor([&] { return s->ended.load(); },
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             start + std::chrono::seconds(5) - Clock::now())));
     CHECK(s->Text().find(": server shutting down") != std::string::npos);
   }
   CHECK(Clock::now() - start < std::chrono::milliseconds(1500));

@@ -10,12 +10,12 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 
 namespace pggitops::api_test {
@@ -25,19 +25,6 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 inline std::string Api() { return harness::BuildPath("server/pggit-api"); }
-
-inline bool WaitFor(int port, const std::string& path, int status,
-                    int timeout_ms) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < deadline) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(1, 0);
-    auto r = c.Get(path.c_str());
-    if (r && r->status == status) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
 
 // A migrated database with the daemon serving it.
 struct Daemon {
@@ -66,7 +53,8 @@ struct Daemon {
     for (const auto& [k, v] : extra) env[k] = v;
     process = std::make_unique<Process>(
         std::vector<std::string>{Api(), "serve"}, env);
-    REQUIRE_MESSAGE(WaitFor(port, "/health/ready", 200, 30000),
+    REQUIRE_MESSAGE(harness::WaitForHttp(port, "/health/ready", 200,
+                                         std::chrono::seconds(30)),
                     process->Output());
   }
   ~Daemon() {

@@ -21,6 +21,7 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 #include "tests/integration/delivery/delivery_test_util.h"
 
@@ -63,9 +64,8 @@ class Receiver {
       [this](const delivery_test::Received& r, int) { return Answer(r); }, 32};
 };
 
-bool WaitUntil(const std::function<bool()>& done, int timeout_ms = 10000) {
-  return delivery_test::WaitFor(done, std::chrono::milliseconds(timeout_ms));
-}
+// Bound of the waits for deliveries and cache states.
+constexpr std::chrono::seconds kWait(10);
 
 // Starts pggit-api on `port` (with `extra` settings) and waits until it is
 // ready.
@@ -89,14 +89,8 @@ std::unique_ptr<Process> StartDaemon(
   auto daemon = std::make_unique<Process>(
       std::vector<std::string>{harness::BuildPath("server/pggit-api"), "serve"},
       env);
-  bool ready = WaitUntil(
-      [port] {
-        httplib::Client c("127.0.0.1", port);
-        c.set_connection_timeout(1, 0);
-        auto r = c.Get("/health/ready");
-        return r && r->status == 200;
-      },
-      30000);
+  bool ready = harness::WaitForHttp(port, "/health/ready", 200,
+                                    std::chrono::seconds(30));
   REQUIRE_MESSAGE(ready, daemon->Output());
   return daemon;
 }
@@ -320,11 +314,11 @@ TEST_CASE("create, read, list, update and delete") {
   CHECK(listed);
   // Cached from now on (the database's own invalidation notice for the
   // insert may still arrive once, hence the bounded retry).
-  CHECK(WaitUntil(
+  CHECK(harness::WaitFor(
       [] {
         return Get("/api/v1/webhooks?limit=100").header("X-Cache") == "HIT";
       },
-      5000));
+      std::chrono::seconds(5)));
 
   // PATCH changes only what it names: a disabled webhook stays disabled
   // when its description changes (is_active is not SET) ...
@@ -561,7 +555,8 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
                    {"timeout_seconds", 5}});
   const std::string alert = InsertAlert();
   // One attempt (max_retries 0), answered 500: failed.
-  REQUIRE(WaitUntil([&] { return DeliveryStatus(alert, w) == "failed"; }));
+  REQUIRE(harness::WaitFor([&] { return DeliveryStatus(alert, w) == "failed"; },
+                           kWait));
   Answer hist = Get(Path(w, "/deliveries"));
   REQUIRE(hist.status == 200);
   REQUIRE(hist.body["total"] == 1);
@@ -588,7 +583,8 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
                         json({{"webhook_id", w["id"]}}).dump());
   REQUIRE(retried.status == 200);
   CHECK(retried.body == json({{"retried", 1}}));
-  REQUIRE(WaitUntil([&] { return DeliveryStatus(alert, w) == "delivered"; }));
+  REQUIRE(harness::WaitFor(
+      [&] { return DeliveryStatus(alert, w) == "delivered"; }, kWait));
   auto hits = rx.Hits("/flaky");
   REQUIRE(hits.size() == 2);
   CHECK(json::parse(hits[1].body)["type"] == "alert.created");
@@ -611,12 +607,12 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
   // (The engine records it in the webhook row; the row's change notice
   // invalidates the cached item.)
   json item;
-  CHECK(WaitUntil(
+  CHECK(harness::WaitFor(
       [&] {
         item = Get(Path(w)).body;
         return item["health"]["success_rate"] == 0.5;
       },
-      5000));
+      std::chrono::seconds(5)));
   CHECK(item["health"]["last_failure_at"].is_string());
   CHECK(item["health"]["last_success_at"].is_string());
   CHECK(item["health"]["consecutive_failures"] == 0);
@@ -632,7 +628,8 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
   // Switched on again: the next alert is delivered.
   REQUIRE(Send("PATCH", Path(w), R"({"is_active": true})").status == 200);
   const std::string third = InsertAlert();
-  CHECK(WaitUntil([&] { return DeliveryStatus(third, w) == "delivered"; }));
+  CHECK(harness::WaitFor(
+      [&] { return DeliveryStatus(third, w) == "delivered"; }, kWait));
 }
 
 TEST_CASE("test send reports the receiver's status and time") {
@@ -679,7 +676,8 @@ TEST_CASE("delete cancels pending deliveries and keeps the history") {
                    {"url", rx.Url("/doomed")},
                    {"filters", {{"severities", {"CRITICAL"}}}}});
   const std::string first = InsertAlert("CRITICAL");
-  REQUIRE(WaitUntil([&] { return DeliveryStatus(first, w) == "delivered"; }));
+  REQUIRE(harness::WaitFor(
+      [&] { return DeliveryStatus(first, w) == "delivered"; }, kWait));
   // A delivery waiting for its retry in an hour, queued by hand for an INFO
   // alert (which the CRITICAL filter kept from queueing one), so no attempt
   // races the delete.
@@ -711,13 +709,13 @@ TEST_CASE("cache warm loads the first page for real") {
   // warm; warm until the first page is served from the cache (bounded).
   Answer warm;
   Answer first;
-  CHECK(WaitUntil(
+  CHECK(harness::WaitFor(
       [&] {
         warm = Got(E().Client().Post("/api/v1/cache/warm"));
         first = Get("/api/v1/webhooks");
         return warm.status == 200 && first.header("X-Cache") == "HIT";
       },
-      5000));
+      std::chrono::seconds(5)));
   REQUIRE(warm.status == 200);
   bool found = false;
   for (const json& one : warm.body["warmers"]) {
@@ -757,11 +755,13 @@ TEST_CASE("no connection within DATABASE_POOL_TIMEOUT: 503 POOL_TIMEOUT") {
   auto blocked = std::async(std::launch::async, [&] {
     return client().Get(Path(w).c_str())->status;
   });
-  REQUIRE(WaitUntil([&] {
-    return E().Sql(
-               "SELECT count(*) FROM pg_stat_activity WHERE datname ="
-               " current_database() AND wait_event_type = 'Lock'") != "0";
-  }));
+  REQUIRE(harness::WaitFor(
+      [&] {
+        return E().Sql(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                   " current_database() AND wait_event_type = 'Lock'") != "0";
+      },
+      kWait));
   Answer read = Got(client().Get(Path(w, "/deliveries").c_str()));
   CheckError(read, 503, "POOL_TIMEOUT");
   CHECK(read.header("Retry-After") == "1");

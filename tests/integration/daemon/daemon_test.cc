@@ -1,6 +1,8 @@
 // pggit-api end to end: the real binary against the harness's PostgreSQL.
 // Commands (migrate, check-config, version), start-up refusals, health and
 // metrics endpoints, and the lifecycle of CONTRACT section 9.
+#include "tests/harness/daemon.h"
+
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -29,20 +31,6 @@ std::map<std::string, std::string> BaseEnv(const std::string& dsn, int port) {
           {"HEALTH_CACHE_SECONDS", "0"},
           {"SHUTDOWN_GRACE_SECONDS", "0"},
           {"API_LOG_LEVEL", "INFO"}};
-}
-
-// Waits until GET `path` answers `status` (bounded); returns whether it did.
-bool WaitFor(int port, const std::string& path, int status, int timeout_ms) {
-  auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(1, 0);
-    auto r = c.Get(path.c_str());
-    if (r && r->status == status) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
 }
 
 std::string MigratedDatabase(const std::string& name) {
@@ -101,7 +89,8 @@ TEST_CASE("serve: health, readiness, deep health and metrics") {
   std::string dsn = MigratedDatabase("daemon_serve");
   int port = harness::FreePort();
   Process p({Api(), "serve"}, BaseEnv(dsn, port));
-  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
+  REQUIRE(harness::WaitForHttp(port, "/health/ready", 200,
+                               std::chrono::seconds(30)));
   httplib::Client c("127.0.0.1", port);
   auto r = c.Get("/health");
   REQUIRE(r);
@@ -146,9 +135,11 @@ TEST_CASE("SIGTERM: readiness 503 during the grace period, then exit 0") {
   auto env = BaseEnv(dsn, port);
   env["SHUTDOWN_GRACE_SECONDS"] = "2";
   Process p({Api(), "serve"}, env);
-  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
+  REQUIRE(harness::WaitForHttp(port, "/health/ready", 200,
+                               std::chrono::seconds(30)));
   p.Signal(SIGTERM);
-  CHECK(WaitFor(port, "/health/ready", 503, 1500));
+  CHECK(harness::WaitForHttp(port, "/health/ready", 503,
+                             std::chrono::milliseconds(1500)));
   // Liveness still answers while the listener is open.
   httplib::Client c("127.0.0.1", port);
   auto r = c.Get("/health");
@@ -162,7 +153,8 @@ TEST_CASE("SIGTERM during a slow request lets it finish, then exit 0") {
   std::string dsn = MigratedDatabase("daemon_slow");
   int port = harness::FreePort();
   Process p({Api(), "serve"}, BaseEnv(dsn, port));
-  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
+  REQUIRE(harness::WaitForHttp(port, "/health/ready", 200,
+                               std::chrono::seconds(30)));
   // Hold a lock the schema check needs, so /health/deep takes ~3 s.
   Process locker(
       {"psql",
@@ -172,17 +164,16 @@ TEST_CASE("SIGTERM during a slow request lets it finish, then exit 0") {
        "BEGIN; LOCK TABLE pggit.schema_migrations IN ACCESS "
        "EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"});
   // Wait (bounded) until the lock is really held.
-  bool locked = false;
-  for (int i = 0; i < 200 && !locked; ++i) {
-    locked = harness::AdminQuery(
-                 "daemon_slow",
-                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
-                 "l.relation WHERE c.relname = 'schema_migrations' AND "
-                 "l.mode = 'AccessExclusiveLock' AND l.granted")
-                 .find('1') != std::string::npos;
-    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  REQUIRE(locked);
+  REQUIRE(harness::WaitFor(
+      [] {
+        return harness::AdminQuery(
+                   "daemon_slow",
+                   "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+                   "l.relation WHERE c.relname = 'schema_migrations' AND "
+                   "l.mode = 'AccessExclusiveLock' AND l.granted")
+                   .find('1') != std::string::npos;
+      },
+      std::chrono::seconds(10)));
   auto slow = std::async(std::launch::async, [port] {
     httplib::Client c("127.0.0.1", port);
     c.set_read_timeout(30, 0);
@@ -211,17 +202,14 @@ TEST_CASE("SIGHUP reopens PGGIT_LOG_FILE") {
   auto env = BaseEnv(dsn, port);
   env["PGGIT_LOG_FILE"] = log;
   Process p({Api(), "serve"}, env);
-  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
+  REQUIRE(harness::WaitForHttp(port, "/health/ready", 200,
+                               std::chrono::seconds(30)));
   struct stat st;
   REQUIRE(stat(log.c_str(), &st) == 0);
   REQUIRE(std::rename(log.c_str(), (log + ".1").c_str()) == 0);
   p.Signal(SIGHUP);
-  bool reopened = false;
-  for (int i = 0; i < 100 && !reopened; ++i) {
-    reopened = stat(log.c_str(), &st) == 0;
-    if (!reopened) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  CHECK(reopened);
+  CHECK(harness::WaitFor([&] { return stat(log.c_str(), &st) == 0; },
+                         std::chrono::seconds(5)));
   p.Signal(SIGTERM);
   CHECK(p.Wait(30000) == 0);
 }

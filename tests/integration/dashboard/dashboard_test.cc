@@ -14,6 +14,7 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 #include "tests/integration/api/api_test_util.h"
 #include "tests/integration/security/keys_test_util.h"
@@ -27,7 +28,6 @@ using api_test::CreateKey;
 using api_test::Daemon;
 using api_test::Keys;
 using api_test::PostJson;
-using api_test::WaitForStatus;
 using nlohmann::json;
 
 constexpr char kCsp[] =
@@ -143,8 +143,10 @@ TEST_CASE("Session cookie: login, GET only, revocation, logout") {
   const std::string reader = CreateKey(d, "page", "read");
   const std::string writer = CreateKey(d, "writer", "write");
   // Both keys loaded (one reload may have seen only the first).
-  REQUIRE(WaitForStatus(d, "/api/v1/webhooks", Bearer(writer), 200, 5000));
-  REQUIRE(WaitForStatus(d, "/api/v1/webhooks", {}, 401, 5000));
+  REQUIRE(harness::WaitForHttp(d.port, "/api/v1/webhooks", 200,
+                               std::chrono::seconds(5), Bearer(writer)));
+  REQUIRE(harness::WaitForHttp(d.port, "/api/v1/webhooks", 401,
+                               std::chrono::seconds(5)));
   httplib::Client c = d.Client();
 
   // Refused keys and bodies set no cookie.
@@ -223,7 +225,8 @@ TEST_CASE("Session cookie: login, GET only, revocation, logout") {
 
   // Revoked: the cookie stops working within API_KEY_CACHE_SECONDS.
   REQUIRE(Keys(d, {"revoke", "page"}).code == 0);
-  CHECK(WaitForStatus(d, "/api/v1/webhooks", cookie, 401, 5000));
+  CHECK(harness::WaitForHttp(d.port, "/api/v1/webhooks", 401,
+                             std::chrono::seconds(5), cookie));
   CHECK(OpenStream(d, cookie).status == 401);
   r = PostJson(c, "/dashboard/session", {{"key", reader}});
   CheckErrorBody(r, 401, "not valid");

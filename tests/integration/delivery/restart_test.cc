@@ -99,12 +99,12 @@ TEST_CASE("engine: NOTIFY wakes it, through restarts and killed sessions") {
                       "ALTER DATABASE " + db + " WITH ALLOW_CONNECTIONS false");
   harness::AdminQuery("postgres",
                       "SELECT pg_terminate_backend(pid) " + listener_sessions);
-  bool away = false;
-  for (int i = 0; i < 200 && !away; ++i) {
-    away = harness::AdminQuery("postgres",
-                               "SELECT count(*) " + listener_sessions) == "0";
-    if (!away) std::this_thread::sleep_for(milliseconds(25));
-  }
+  const bool away = WaitFor(
+      [&] {
+        return harness::AdminQuery(
+                   "postgres", "SELECT count(*) " + listener_sessions) == "0";
+      },
+      seconds(5));
   {
     pqxx::work tx(producer);
     tx.exec(

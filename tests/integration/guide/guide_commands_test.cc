@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -15,6 +14,7 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 
 namespace pggitops {
@@ -75,13 +75,9 @@ struct Guide {
             {"API_PORT", std::to_string(port)},
             {"SHUTDOWN_GRACE_SECONDS", "0"},
             {"API_LOG_LEVEL", "WARNING"}});
-    for (int i = 0; i < 300; ++i) {
-      httplib::Client c("127.0.0.1", port);
-      auto r = c.Get("/health/ready");
-      if (r && r->status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    FAIL("pggit-api did not become ready: " << daemon->Output());
+    REQUIRE_MESSAGE(harness::WaitForHttp(port, "/health/ready", 200,
+                                         std::chrono::seconds(30)),
+                    daemon->Output());
   }
   ~Guide() {
     daemon->Signal(SIGTERM);

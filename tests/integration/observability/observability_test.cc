@@ -7,9 +7,9 @@
 
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "doctest/doctest.h"
 #include "httplib.h"
@@ -29,16 +29,19 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Polls `get` until `done(result)` or `timeout_s`; returns the last result.
+// Polls `get` with harness::WaitFor until `done(result)` or `timeout_s`;
+// returns the last result.
 template <typename Get, typename Done>
 auto PollUntil(double timeout_s, Get get, Done done) {
-  auto start = Clock::now();
-  auto r = get();
-  while (!done(r) && SecondsSince(start) < timeout_s) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    r = get();
-  }
-  return r;
+  std::optional<decltype(get())> r;
+  harness::WaitFor(
+      [&] {
+        r.reset();  // httplib::Result is not assignable
+        r.emplace(get());
+        return done(*r);
+      },
+      std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+  return std::move(*r);
 }
 
 // A migrated database and a running daemon on it, with Redis as L2.

@@ -108,15 +108,12 @@ TEST_CASE("outage: with PostgreSQL stopped, checkouts fail fast") {
   CHECK(health.status == "disconnected");
 
   harness::StartPostgres();
-  absl::Status last;
-  const auto give_up = Clock::now() + std::chrono::seconds(10);
-  bool recovered = false;
-  while (!recovered && Clock::now() < give_up) {
-    absl::StatusOr<PooledConnection> lease = pool->Acquire();
-    recovered = lease.ok() && lease->Query("SELECT 1").ok();
-    if (!recovered) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  CHECK(recovered);
+  CHECK(harness::WaitFor(
+      [&] {
+        absl::StatusOr<PooledConnection> lease = pool->Acquire();
+        return lease.ok() && lease->Query("SELECT 1").ok();
+      },
+      std::chrono::seconds(10)));
   CHECK_FALSE(pool->Stats().database_down);
   CHECK(check.run().status == "connected");
 }
