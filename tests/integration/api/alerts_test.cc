@@ -48,7 +48,7 @@ std::string Snapshot(const Daemon& d) {
 
 TEST_CASE(
     "alerts: create, read back, list with filters, acknowledge, resolve") {
-  Daemon d("api_alerts_crud");
+  Daemon d("api_alerts_crud", ApiEnv());
   // One active webhook that takes CRITICAL alerts only, one inactive one.
   d.Sql(
       "INSERT INTO pggit.webhooks (name, url, secret, filter_severities, "
@@ -267,7 +267,7 @@ struct BadRequest {
 };
 
 TEST_CASE("alerts: bad input answers 4xx naming the problem, changes nothing") {
-  Daemon d("api_alerts_bad");
+  Daemon d("api_alerts_bad", ApiEnv());
   auto c = d.Client();
   json a = CreateAlert(c, {{"operation_type", "commit"},
                            {"severity", "WARNING"},
@@ -397,18 +397,19 @@ TEST_CASE(
     "alerts: a database that does not answer is 503, and nothing is "
     "written") {
   // One connection; a statement waits at most 2 s, a checkout 0.5 s.
-  Daemon d("api_alerts_503", {{"DATABASE_POOL_SIZE", "1"},
-                              {"DATABASE_POOL_MAX_OVERFLOW", "0"},
-                              {"DATABASE_POOL_TIMEOUT", "0.5"},
-                              {"DATABASE_STATEMENT_TIMEOUT", "2"},
-                              {"WEBHOOK_POLL_INTERVAL", "3600"}});
+  Daemon d("api_alerts_503", ApiEnv({{"DATABASE_POOL_SIZE", "1"},
+                                     {"DATABASE_POOL_MAX_OVERFLOW", "0"},
+                                     {"DATABASE_POOL_TIMEOUT", "0.5"},
+                                     {"DATABASE_STATEMENT_TIMEOUT", "2"},
+                                     {"WEBHOOK_POLL_INTERVAL", "3600"}}));
   auto c = d.Client();
   CreateAlert(c, {{"operation_type", "commit"},
                   {"severity", "INFO"},
                   {"message", "before"}});
   const std::string before = Snapshot(d);
   const std::string admin = harness::Get().admin_dsn;
-  Process locker({"psql", admin.substr(0, admin.rfind('/')) + "/" + d.db, "-c",
+  Process locker({"psql", admin.substr(0, admin.rfind('/')) + "/" + d.db(),
+                  "-c",
                   "BEGIN; LOCK TABLE pggit.alerts IN ACCESS EXCLUSIVE MODE; "
                   "SELECT pg_sleep(4); COMMIT;"});
   REQUIRE(harness::WaitFor(
@@ -503,13 +504,13 @@ std::string AlertData(const std::string& text, int64_t id) {
 }
 
 TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
-  Daemon d("api_alerts_stream", {{"SSE_MAX_STREAMS", "2"},
-                                 {"SSE_STATUS_INTERVAL", "0.3"},
-                                 {"SSE_KEEPALIVE_INTERVAL", "0.5"},
-                                 {"SHUTDOWN_GRACE_SECONDS", "1.5"}});
+  Daemon d("api_alerts_stream", ApiEnv({{"SSE_MAX_STREAMS", "2"},
+                                        {"SSE_STATUS_INTERVAL", "0.3"},
+                                        {"SSE_KEEPALIVE_INTERVAL", "0.5"},
+                                        {"SHUTDOWN_GRACE_SECONDS", "1.5"}}));
   auto c = d.Client();
-  auto s1 = std::make_unique<Stream>(d.port);
-  auto s2 = std::make_unique<Stream>(d.port);
+  auto s1 = std::make_unique<Stream>(d.port());
+  auto s2 = std::make_unique<Stream>(d.port());
   REQUIRE(s1->WaitFor("event: system_status\ndata: {", 5000));
   REQUIRE(s2->WaitFor("event: system_status\ndata: {", 5000));
   CHECK(s1->status == 200);
@@ -532,7 +533,7 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
                            {"context", {{"k", "v"}}}});
   int64_t sql_id = 0;
   {
-    pqxx::connection conn(d.dsn);
+    pqxx::connection conn(d.dsn());
     pqxx::work tx(conn);
     sql_id = tx.exec1(
                    "INSERT INTO alerts (operation_type, severity, message) "
@@ -543,7 +544,7 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   }
   for (Stream* s : {s1.get(), s2.get()}) {
     REQUIRE_MESSAGE(s->WaitFor("id: " + std::to_string(sql_id) + "\n", 5000),
-                    (s->Text() + d.process->Output()));
+                    (s->Text() + d.Output()));
     std::string text = s->Text();
     json http_event = json::parse(AlertData(text, a["id"].get<int64_t>()));
     CHECK(http_event["message"] == "over http");
@@ -569,14 +570,14 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   // backend terminated, as the guide's "kill idle connections" step does,
   // and kept from reconnecting) reaches the streams once it is back.
   {
-    pqxx::connection producer(d.dsn);  // opened while connections are allowed
+    pqxx::connection producer(d.dsn());  // opened while connections are allowed
     auto admin = [&](const std::string& sql) {
       return harness::AdminQuery("postgres", sql);
     };
     const std::string listener = "FROM pg_stat_activity WHERE datname = '" +
-                                 d.db +
+                                 d.db() +
                                  "' AND application_name = 'pggitops-listener'";
-    admin("ALTER DATABASE " + d.db + " WITH ALLOW_CONNECTIONS false");
+    admin("ALTER DATABASE " + d.db() + " WITH ALLOW_CONNECTIONS false");
     admin("SELECT pg_terminate_backend(pid) " + listener);
     const bool away = harness::WaitFor(
         [&] { return admin("SELECT count(*) " + listener) == "0"; },
@@ -589,7 +590,7 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
             .as<int64_t>();
     tx.commit();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    admin("ALTER DATABASE " + d.db + " WITH ALLOW_CONNECTIONS true");
+    admin("ALTER DATABASE " + d.db() + " WITH ALLOW_CONNECTIONS true");
     REQUIRE(away);
     REQUIRE(s1->WaitFor("id: " + std::to_string(away_id) + "\n", 10000));
     CHECK(s1->Text().find("while away") != std::string::npos);
@@ -625,7 +626,7 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   std::unique_ptr<Stream> s3;
   for (int k = 0; k < 50 && !reopened; ++k) {
     s3 = std::make_unique<Stream>(
-        d.port, httplib::Headers{{"Last-Event-ID", a["id"].dump()}});
+        d.port(), httplib::Headers{{"Last-Event-ID", a["id"].dump()}});
     reopened = s3->WaitFor("event: system_status", 1000) && s3->status == 200;
     if (!reopened) s3.reset();
   }
@@ -641,7 +642,7 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   // stays open for the grace period, new streams are refused), and the
   // daemon exits 0 in time.
   auto start = Clock::now();
-  d.process->Signal(SIGTERM);
+  d.Signal(SIGTERM);
   for (Stream* s : {s1.get(), s3.get()}) {
     CHECK(
         harness::WaitFor([&] { return s->ended.load(); },
@@ -655,11 +656,10 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
     CHECK(late->status == 503);
     CHECK(late->body.find("shutting down") != std::string::npos);
   }
-  CHECK(d.process->Wait(10000) == 0);
+  CHECK(d.Wait(10000) == 0);
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   CHECK(secs < 5.0);
-  CHECK(d.process->Output().find("\"message\":\"stopped\"") !=
-        std::string::npos);
+  CHECK(d.Output().find("\"message\":\"stopped\"") != std::string::npos);
 }
 
 }  // namespace

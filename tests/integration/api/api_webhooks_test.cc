@@ -28,7 +28,6 @@
 namespace pggitops {
 namespace {
 
-using harness::Process;
 using nlohmann::json;
 
 // The delivery tests' receiver, answering each path with the status set
@@ -67,57 +66,33 @@ class Receiver {
 // Bound of the waits for deliveries and cache states.
 constexpr std::chrono::seconds kWait(10);
 
-// Starts pggit-api on `port` (with `extra` settings) and waits until it is
-// ready.
-std::unique_ptr<Process> StartDaemon(
-    const std::string& dsn, int port,
-    const std::map<std::string, std::string>& extra = {}) {
-  std::map<std::string, std::string> env = {
-      {"DATABASE_URL", dsn},
-      {"API_HOST", "127.0.0.1"},
-      {"API_PORT", std::to_string(port)},
-      // A Redis database of its own: the L2 keys (webhooks:list:...) carry
-      // no database name, so daemons of other tests must not share them.
-      {"REDIS_URL", harness::Get().redis_url + "/5"},
-      {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
-      {"WEBHOOK_POLL_INTERVAL", "0.2"},
-      {"RATE_LIMIT_PER_MINUTE", "0"},
-      {"HEALTH_CACHE_SECONDS", "0"},
-      {"SHUTDOWN_GRACE_SECONDS", "0"},
-      {"API_LOG_LEVEL", "WARNING"}};
-  for (const auto& [k, v] : extra) env[k] = v;
-  auto daemon = std::make_unique<Process>(
-      std::vector<std::string>{harness::BuildPath("server/pggit-api"), "serve"},
-      env);
-  bool ready = harness::WaitForHttp(port, "/health/ready", 200,
-                                    std::chrono::seconds(30));
-  REQUIRE_MESSAGE(ready, daemon->Output());
-  return daemon;
+// A daemon of this file's database (`dsn`, migrated; empty: migrate a
+// fresh one) with `extra` settings on top of the file's own.
+harness::Daemon::Options WebhooksDaemon(const std::string& dsn,
+                                        const harness::EnvMap& extra = {}) {
+  harness::Daemon::Options o;
+  o.db = "api_webhooks";
+  o.dsn = dsn;
+  o.env = {// A Redis database of its own: the L2 keys (webhooks:list:...)
+           // carry no database name, so daemons of other tests must not
+           // share them.
+           {"REDIS_URL", harness::Get().redis_url + "/5"},
+           {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
+           {"WEBHOOK_POLL_INTERVAL", "0.2"},
+           {"RATE_LIMIT_PER_MINUTE", "0"},
+           {"API_LOG_LEVEL", "WARNING"}};
+  for (const auto& [k, v] : extra) o.env[k] = v;
+  return o;
 }
 
 // One daemon and one receiver for the whole file (start-up is the slow
 // part); every test case works on webhooks of its own.
 struct Env {
-  std::string dsn;
-  int port = 0;
   Receiver receiver;
-  std::unique_ptr<Process> daemon;
+  harness::Daemon daemon{WebhooksDaemon("")};
+  const std::string& dsn = daemon.dsn();
 
-  Env() {
-    dsn = delivery_test::MigratedDatabase("api_webhooks");
-    port = harness::FreePort();
-    daemon = StartDaemon(dsn, port);
-  }
-  ~Env() {
-    daemon->Signal(SIGTERM);
-    daemon->Wait(30000);
-  }
-
-  httplib::Client Client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(30, 0);
-    return c;
-  }
+  httplib::Client Client() const { return daemon.Client(); }
   // The first column of the first row of `sql` ("" for NULL or no row).
   std::string Sql(const std::string& sql) const {
     return delivery_test::Scalar(dsn, sql);
@@ -736,20 +711,14 @@ TEST_CASE("no connection within DATABASE_POOL_TIMEOUT: 503 POOL_TIMEOUT") {
   json w = Create({{"name", "pool"}, {"url", E().receiver.Url("/pool")}});
   const std::string before = Snapshot(/*queue=*/false);
   // A second daemon with a single connection, which a table lock will hold.
-  int port = harness::FreePort();
-  std::unique_ptr<Process> small =
-      StartDaemon(E().dsn, port,
-                  {{"DATABASE_POOL_SIZE", "1"},
-                   {"DATABASE_POOL_MAX_OVERFLOW", "0"},
-                   {"DATABASE_POOL_TIMEOUT", "0.3"}});
+  harness::Daemon small(
+      WebhooksDaemon(E().dsn, {{"DATABASE_POOL_SIZE", "1"},
+                               {"DATABASE_POOL_MAX_OVERFLOW", "0"},
+                               {"DATABASE_POOL_TIMEOUT", "0.3"}}));
   pqxx::connection locker(E().dsn);
   auto lock = std::make_unique<pqxx::work>(locker);
   lock->exec("LOCK TABLE pggit.webhooks IN ACCESS EXCLUSIVE MODE");
-  auto client = [port] {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(30, 0);
-    return c;
-  };
+  auto client = [&small] { return small.Client(); };
   // This read takes the one connection (unless the engine took it first)
   // and waits for the lock.
   auto blocked = std::async(std::launch::async, [&] {
@@ -774,8 +743,8 @@ TEST_CASE("no connection within DATABASE_POOL_TIMEOUT: 503 POOL_TIMEOUT") {
   const int first = blocked.get();  // 503 if the engine held the connection
   CHECK((first == 200 || first == 503));
   CHECK(Snapshot(false) == before);  // the refused create wrote nothing
-  small->Signal(SIGTERM);
-  CHECK(small->Wait(30000) == 0);
+  small.Signal(SIGTERM);
+  CHECK(small.Wait(30000) == 0);
 }
 
 }  // namespace

@@ -34,13 +34,12 @@ constexpr char kCsp[] =
     "default-src 'self'; script-src 'self' 'unsafe-inline'; "
     "style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'";
 
-std::map<std::string, std::string> Env(
-    std::map<std::string, std::string> extra = {}) {
-  std::map<std::string, std::string> env = {{"API_KEY_CACHE_SECONDS", "0.2"},
-                                            {"REDIS_URL", ""},
-                                            {"SSE_STATUS_INTERVAL", "0.3"}};
+harness::EnvMap Env(harness::EnvMap extra = {}) {
+  harness::EnvMap env = {{"API_KEY_CACHE_SECONDS", "0.2"},
+                         {"REDIS_URL", ""},
+                         {"SSE_STATUS_INTERVAL", "0.3"}};
   for (const auto& [k, v] : extra) env[k] = v;
-  return env;
+  return api_test::ApiEnv(env);
 }
 
 httplib::Headers Cookie(const std::string& value) {
@@ -143,9 +142,9 @@ TEST_CASE("Session cookie: login, GET only, revocation, logout") {
   const std::string reader = CreateKey(d, "page", "read");
   const std::string writer = CreateKey(d, "writer", "write");
   // Both keys loaded (one reload may have seen only the first).
-  REQUIRE(harness::WaitForHttp(d.port, "/api/v1/webhooks", 200,
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 200,
                                std::chrono::seconds(5), Bearer(writer)));
-  REQUIRE(harness::WaitForHttp(d.port, "/api/v1/webhooks", 401,
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 401,
                                std::chrono::seconds(5)));
   httplib::Client c = d.Client();
 
@@ -225,7 +224,7 @@ TEST_CASE("Session cookie: login, GET only, revocation, logout") {
 
   // Revoked: the cookie stops working within API_KEY_CACHE_SECONDS.
   REQUIRE(Keys(d, {"revoke", "page"}).code == 0);
-  CHECK(harness::WaitForHttp(d.port, "/api/v1/webhooks", 401,
+  CHECK(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 401,
                              std::chrono::seconds(5), cookie));
   CHECK(OpenStream(d, cookie).status == 401);
   r = PostJson(c, "/dashboard/session", {{"key", reader}});
@@ -299,7 +298,7 @@ TEST_CASE("Browser: the page renders the daemon's figures, escaped") {
        "--no-first-run", "--disable-extensions", "--disable-dev-shm-usage",
        std::string("--user-data-dir=") + dir, "--virtual-time-budget=5000",
        "--timeout=20000", "--dump-dom",
-       "http://127.0.0.1:" + std::to_string(d.port) + "/dashboard"});
+       "http://127.0.0.1:" + std::to_string(d.port()) + "/dashboard"});
   int code = browser.Wait(90000);
   const std::string out = browser.Output();
   harness::Run(std::string("rm -rf ") + dir);

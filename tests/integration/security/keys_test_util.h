@@ -25,8 +25,9 @@ struct CliResult {
 
 // Runs `pggit-api keys <args>` against the daemon's database.
 inline CliResult Keys(const Daemon& d, std::vector<std::string> args) {
-  args.insert(args.begin(), {Api(), "keys"});
-  Process p(args, {{"DATABASE_URL", d.dsn}, {"API_KEY_CACHE_SECONDS", "0.2"}});
+  args.insert(args.begin(), {harness::ApiBinary(), "keys"});
+  Process p(args,
+            {{"DATABASE_URL", d.dsn()}, {"API_KEY_CACHE_SECONDS", "0.2"}});
   CliResult r;
   r.code = p.Wait(30000);
   r.output = p.Output();

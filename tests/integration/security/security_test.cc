@@ -20,7 +20,6 @@
 namespace pggitops {
 namespace {
 
-using api_test::Api;
 using api_test::Bearer;
 using api_test::CheckErrorBody;
 using api_test::CliResult;
@@ -30,8 +29,8 @@ using api_test::Keys;
 using harness::Process;
 using nlohmann::json;
 
-const std::map<std::string, std::string> kFastKeys = {
-    {"API_KEY_CACHE_SECONDS", "0.2"}, {"REDIS_URL", ""}};
+const harness::EnvMap kFastKeys =
+    api_test::ApiEnv({{"API_KEY_CACHE_SECONDS", "0.2"}, {"REDIS_URL", ""}});
 
 TEST_CASE("Protected mode: no key, loopback clients only") {
   Daemon d("security_protected", kFastKeys);
@@ -63,8 +62,8 @@ TEST_CASE("Protected mode: no key, loopback clients only") {
   CHECK(d.Sql("SELECT count(*) FROM pggit.alerts") == "0");
 
   SUBCASE("listening beyond loopback without a key is refused") {
-    Process p({Api(), "serve"},
-              {{"DATABASE_URL", d.dsn},
+    Process p({harness::ApiBinary(), "serve"},
+              {{"DATABASE_URL", d.dsn()},
                {"API_HOST", "0.0.0.0"},
                {"API_PORT", std::to_string(harness::FreePort())},
                {"REDIS_URL", ""}});
@@ -104,10 +103,10 @@ TEST_CASE("API keys: created hashed, scoped, revoked everywhere") {
   CHECK(d.Sql("SELECT count(*) FROM pggit.api_keys") == "3");
 
   // Protected mode ends on every instance within API_KEY_CACHE_SECONDS.
-  REQUIRE(harness::WaitForHttp(d.port, "/api/v1/webhooks", 401,
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 401,
                                std::chrono::seconds(5)));
   // Every key loaded (one reload may have seen only the first ones).
-  REQUIRE(harness::WaitForHttp(d.port, "/api/v1/webhooks", 200,
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 200,
                                std::chrono::seconds(5), Bearer(admin)));
   httplib::Client c = d.Client();
   auto r = c.Get("/api/v1/webhooks");
@@ -148,7 +147,7 @@ TEST_CASE("API keys: created hashed, scoped, revoked everywhere") {
   CHECK(c.Get("/metrics")->status == 200);
 
   // `keys list` shows names, prefixes and use, never a key.
-  REQUIRE(harness::WaitForHttp(d.port, "/api/v1/webhooks", 200,
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 200,
                                std::chrono::seconds(1), Bearer(reader)));
   CHECK(harness::WaitFor(
       [&] {
@@ -167,7 +166,7 @@ TEST_CASE("API keys: created hashed, scoped, revoked everywhere") {
   // Revocation takes effect within API_KEY_CACHE_SECONDS (0.2 s here).
   CliResult revoked = Keys(d, {"revoke", "reader"});
   CHECK_MESSAGE(revoked.code == 0, revoked.output);
-  CHECK(harness::WaitForHttp(d.port, "/api/v1/webhooks", 401,
+  CHECK(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 401,
                              std::chrono::seconds(5), Bearer(reader)));
   CHECK(c.Get("/api/v1/webhooks", Bearer(writer))->status == 200);
   bad = Keys(d, {"revoke", "reader"});
@@ -180,14 +179,14 @@ TEST_CASE("API keys: created hashed, scoped, revoked everywhere") {
   // With every key revoked the daemon is back in protected mode.
   REQUIRE(Keys(d, {"revoke", "writer"}).code == 0);
   REQUIRE(Keys(d, {"revoke", "admin"}).code == 0);
-  CHECK(harness::WaitForHttp(d.port, "/api/v1/webhooks", 200,
+  CHECK(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 200,
                              std::chrono::seconds(5)));
   r = c.Get("/api/v1/webhooks", {{"X-Forwarded-For", "203.0.113.9"}});
   CHECK(r->status == 403);
 }
 
 TEST_CASE("METRICS_REQUIRE_KEY puts /metrics behind a read key") {
-  std::map<std::string, std::string> env = kFastKeys;
+  harness::EnvMap env = kFastKeys;
   env["METRICS_REQUIRE_KEY"] = "true";
   Daemon d("security_metrics", env);
   httplib::Client c = d.Client();
@@ -195,7 +194,7 @@ TEST_CASE("METRICS_REQUIRE_KEY puts /metrics behind a read key") {
   CHECK(c.Get("/metrics", {{"X-Forwarded-For", "203.0.113.9"}})->status == 403);
   const std::string reader = CreateKey(d, "prometheus", "read");
   REQUIRE(
-      harness::WaitForHttp(d.port, "/metrics", 401, std::chrono::seconds(5)));
+      harness::WaitForHttp(d.port(), "/metrics", 401, std::chrono::seconds(5)));
   auto r = c.Get("/metrics", Bearer(reader));
   REQUIRE(r);
   CHECK(r->status == 200);
@@ -210,7 +209,7 @@ int HeaderInt(const httplib::Result& r, const char* name) {
 }
 
 TEST_CASE("Rate limit: per client address, headers, 429 with Retry-After") {
-  std::map<std::string, std::string> env = kFastKeys;
+  harness::EnvMap env = kFastKeys;
   env["RATE_LIMIT_PER_MINUTE"] = "60";  // one a second
   env["RATE_LIMIT_BURST"] = "5";
   env["TRUSTED_PROXIES"] = "127.0.0.1";
@@ -281,7 +280,7 @@ TEST_CASE("Rate limit: per client address, headers, 429 with Retry-After") {
 }
 
 TEST_CASE("Rate limit: loopback clients exempt only when configured") {
-  std::map<std::string, std::string> env = kFastKeys;
+  harness::EnvMap env = kFastKeys;
   env["RATE_LIMIT_PER_MINUTE"] = "60";
   env["RATE_LIMIT_BURST"] = "2";
   SUBCASE("not exempt by default") {
