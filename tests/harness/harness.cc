@@ -424,10 +424,13 @@ std::string SourcePath(const std::string& relative) {
 Process::Process(const std::vector<std::string>& argv,
                  const std::map<std::string, std::string>& env) {
   if (argv.empty()) Fail("Process: empty argv");
+  // The output file has no name from the start, so nothing is left behind
+  // even if this process dies: the child writes to it, Output() reads it.
   char tmpl[] = "/tmp/pggitops-process-XXXXXX";
   int out_fd = mkostemp(tmpl, O_CLOEXEC);
   if (out_fd < 0) Fail(std::string("mkostemp: ") + strerror(errno));
-  output_path_ = tmpl;
+  unlink(tmpl);
+  output_fd_ = out_fd;
   // Everything the child needs is built before fork(): only async-signal-safe
   // calls happen between fork() and exec.
   std::map<std::string, std::string> merged;
@@ -448,7 +451,7 @@ Process::Process(const std::vector<std::string>& argv,
   std::fflush(nullptr);
   pid_ = fork();
   if (pid_ < 0) {
-    close(out_fd);
+    close(output_fd_);
     Fail(std::string("fork: ") + strerror(errno));
   }
   if (pid_ == 0) {
@@ -461,7 +464,6 @@ Process::Process(const std::vector<std::string>& argv,
     dprintf(2, "harness: cannot run %s: %s\n", args[0], strerror(errno));
     _exit(127);
   }
-  close(out_fd);
 }
 
 Process::~Process() {
@@ -471,7 +473,7 @@ Process::~Process() {
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
   }
-  if (!output_path_.empty()) unlink(output_path_.c_str());
+  close(output_fd_);
 }
 
 void Process::Signal(int sig) {
@@ -502,7 +504,17 @@ int Process::Wait(int timeout_ms) {
 
 bool Process::Running() { return Wait(0) == -1; }
 
-std::string Process::Output() { return ReadFile(output_path_); }
+std::string Process::Output() {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n =
+        pread(output_fd_, buf, sizeof buf, static_cast<off_t>(out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
 
 int Run(const std::string& command, std::string* out) {
   std::fflush(nullptr);

@@ -126,7 +126,7 @@ class Process {
   pid_t pid_ = -1;
   bool reaped_ = false;
   int exit_code_ = -1;
-  std::string output_path_;
+  int output_fd_ = -1;  // an unlinked file holding stdout and stderr
 };
 
 // Runs a shell command (sh -c) and returns its exit code (128+signal when

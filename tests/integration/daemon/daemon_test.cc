@@ -15,6 +15,7 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "testing/temp_dir.h"
 #include "tests/harness/harness.h"
 
 namespace pggitops {
@@ -167,9 +168,8 @@ TEST_CASE("SIGTERM during a slow request lets it finish, then exit 0") {
 }
 
 TEST_CASE("SIGHUP reopens PGGIT_LOG_FILE") {
-  char tmpl[] = "/tmp/pggit-log-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string log = dir + "/error.log";
+  testing::TempDir dir("pggit-log-");
+  const std::string log = dir.path() + "/error.log";
   Daemon d("daemon_sighup", {{"PGGIT_LOG_FILE", log}});
   struct stat st;
   REQUIRE(stat(log.c_str(), &st) == 0);

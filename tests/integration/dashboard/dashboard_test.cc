@@ -3,8 +3,6 @@
 // page's headers and self-containment, protected mode from loopback, and
 // the pggit_session cookie, accepted for GET requests only, refused once
 // its key is revoked, rate-limited like /api.
-#include <stdlib.h>
-
 #include <map>
 #include <regex>
 #include <string>
@@ -14,6 +12,7 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "testing/temp_dir.h"
 #include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 #include "tests/integration/api/api_test_util.h"
@@ -291,17 +290,15 @@ TEST_CASE("Browser: the page renders the daemon's figures, escaped") {
   REQUIRE(r);
   REQUIRE_MESSAGE(r->status == 201, r->body);
 
-  char dir[] = "/tmp/pggit-chromium-XXXXXX";
-  REQUIRE(mkdtemp(dir) != nullptr);
+  testing::TempDir dir("pggit-chromium-");
   harness::Process browser(
       {chromium, "--headless", "--no-sandbox", "--disable-gpu",
        "--no-first-run", "--disable-extensions", "--disable-dev-shm-usage",
-       std::string("--user-data-dir=") + dir, "--virtual-time-budget=5000",
+       "--user-data-dir=" + dir.path(), "--virtual-time-budget=5000",
        "--timeout=20000", "--dump-dom",
        "http://127.0.0.1:" + std::to_string(d.port()) + "/dashboard"});
   int code = browser.Wait(90000);
   const std::string out = browser.Output();
-  harness::Run(std::string("rm -rf ") + dir);
   REQUIRE_MESSAGE(code == 0, out);
   // The recent alerts table holds the message as text, not as markup.
   CHECK_MESSAGE(absl::StrContains(

@@ -14,6 +14,7 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "testing/temp_dir.h"
 #include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 
@@ -249,11 +250,10 @@ TEST_CASE(
   }
   CHECK(Get(d, "/api/v1/nothing")->status == 404);
 
-  const std::string dir =
-      harness::Get().state_dir + "/prometheus-" + std::to_string(d.port());
-  REQUIRE(harness::Run("mkdir -p " + dir + " && cp " +
-                       harness::SourcePath("ops/prometheus-rules.yml") + " " +
-                       dir + "/pggit-rules.yml") == 0);
+  const testing::TempDir tmp("pggit-prometheus-");
+  const std::string& dir = tmp.path();
+  REQUIRE(harness::Run("cp " + harness::SourcePath("ops/prometheus-rules.yml") +
+                       " " + dir + "/pggit-rules.yml") == 0);
   {
     std::ofstream cfg(dir + "/prometheus.yml");
     cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
