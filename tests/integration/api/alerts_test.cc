@@ -67,8 +67,16 @@ TEST_CASE(
   CHECK(list["total"] == 0);
   CHECK(list["limit"] == 20);
   CHECK(list["offset"] == 0);
-  r = c.Get("/api/v1/alerts");
-  CHECK(r->get_header_value("X-Cache") == "HIT");
+  // A repeat read is a hit, once the invalidations in flight have passed
+  // (the daemon's listener empties the cache when it first connects, which
+  // may come after readiness).
+  CHECK(harness::WaitFor(
+      [&] {
+        c.Get("/api/v1/alerts");
+        auto again = c.Get("/api/v1/alerts");
+        return again && again->get_header_value("X-Cache") == "HIT";
+      },
+      std::chrono::seconds(10)));
 
   // Create: 201, Location, the stored alert with its delivery counts.
   r = PostJson(c, "/api/v1/alerts",
@@ -428,7 +436,14 @@ TEST_CASE(
                      {"severity", "INFO"},
                      {"message", "during"}});
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Its INSERT waits for the lock.
+  REQUIRE(harness::WaitFor(
+      [&] {
+        return d.Sql(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                   "current_database() AND wait_event_type = 'Lock'") != "0";
+      },
+      std::chrono::seconds(10)));
   auto read = c.Get("/api/v1/alerts?limit=7");
   CheckErrorBody(read, 503, "pool");
   CHECK(Body(read)["error_code"] == "POOL_TIMEOUT");
@@ -589,9 +604,17 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
               "VALUES ('commit', 'WARNING', 'while away') RETURNING id")[0]
             .as<int64_t>();
     tx.commit();
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // The daemon's listener knows it is away before it may come back.
+    const bool noticed = harness::WaitFor(
+        [&] {
+          auto m = c.Get("/metrics");
+          return m && m->body.find("\npg_listener_connected 0\n") !=
+                          std::string::npos;
+        },
+        std::chrono::seconds(10));
     admin("ALTER DATABASE " + d.db() + " WITH ALLOW_CONNECTIONS true");
     REQUIRE(away);
+    CHECK(noticed);
     REQUIRE(s1->WaitFor("id: " + std::to_string(away_id) + "\n", 10000));
     CHECK(s1->Text().find("while away") != std::string::npos);
   }

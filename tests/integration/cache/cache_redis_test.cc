@@ -7,7 +7,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -242,12 +241,16 @@ TEST_CASE("Redis: an invalidation lost in an outage is applied on reconnect") {
   REQUIRE(a->Put("webhooks:list", "old", absl::Minutes(5)));
   harness::PauseRedis();
   REQUIRE(a->InvalidatePattern("webhooks:*").ok());  // Redis unreachable
+  const int64_t flushes = a->Stats().l2.invalidations;
   harness::ResumeRedis();
-  // Once the retry interval is over, a's next Redis call flushes L2 first.
-  std::this_thread::sleep_for(
-      std::chrono::milliseconds(absl::ToInt64Milliseconds(kRetry) + 100));
-  CHECK(
-      harness::WaitFor([&] { return a->RedisHealthCheck().run().ok; }, kWait));
+  // Once the retry interval is over, a's next Redis call (the health
+  // check's) flushes L2 first: a new generation token.
+  CHECK(harness::WaitFor(
+      [&] {
+        return a->RedisHealthCheck().run().ok &&
+               a->Stats().l2.invalidations > flushes;
+      },
+      kWait));
   auto c = MakeCache("flush", "c");
   int calls = 0;
   auto v =

@@ -9,8 +9,9 @@
 #include <chrono>
 #include <cstdio>
 #include <future>
+#include <memory>
+#include <pqxx/pqxx>
 #include <string>
-#include <thread>
 
 #include "doctest/doctest.h"
 #include "httplib.h"
@@ -130,41 +131,41 @@ TEST_CASE("SIGTERM: readiness 503 during the grace period, then exit 0") {
 
 TEST_CASE("SIGTERM during a slow request lets it finish, then exit 0") {
   Daemon d("daemon_slow");
-  // Hold a lock the schema check needs, so /health/deep takes ~3 s.
-  Process locker(
-      {"psql",
-       harness::Get().admin_dsn.substr(0, harness::Get().admin_dsn.rfind('/')) +
-           "/daemon_slow",
-       "-c",
-       "BEGIN; LOCK TABLE pggit.schema_migrations IN ACCESS "
-       "EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"});
-  // Wait (bounded) until the lock is really held.
+  std::future<int> slow;  // declared first: the lock goes before it waits
+  // Hold a lock the schema check needs, so /health/deep waits until the
+  // test lets it go.
+  const std::string admin = harness::Get().admin_dsn;
+  pqxx::connection locker(admin.substr(0, admin.rfind('/')) + "/daemon_slow");
+  auto lock = std::make_unique<pqxx::work>(locker);
+  lock->exec("LOCK TABLE pggit.schema_migrations IN ACCESS EXCLUSIVE MODE");
+  slow = std::async(std::launch::async, [&d] {
+    httplib::Client c = d.Client();
+    auto r = c.Get("/health/deep");
+    return r ? r->status : -1;
+  });
+  // The request is in the daemon, its query waiting for the lock.
+  const auto waiting = [&d] {
+    return d.Sql(
+               "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+               "l.relation WHERE c.relname = 'schema_migrations' AND NOT "
+               "l.granted") != "0";
+  };
+  REQUIRE(harness::WaitFor(waiting, std::chrono::seconds(10)));
+  d.Signal(SIGTERM);
   REQUIRE(harness::WaitFor(
-      [] {
-        return harness::AdminQuery(
-                   "daemon_slow",
-                   "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
-                   "l.relation WHERE c.relname = 'schema_migrations' AND "
-                   "l.mode = 'AccessExclusiveLock' AND l.granted")
-                   .find('1') != std::string::npos;
+      [&d] {
+        return d.Output().find("\"message\":\"draining: readiness now 503\"") !=
+               std::string::npos;
       },
       std::chrono::seconds(10)));
-  auto slow = std::async(std::launch::async, [&d] {
-    httplib::Client c = d.Client();
-    auto start = std::chrono::steady_clock::now();
-    auto r = c.Get("/health/deep");
-    double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count();
-    return std::make_pair(r ? r->status : -1, secs);
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  d.Signal(SIGTERM);
-  auto [status, secs] = slow.get();
-  CHECK((status == 200 || status == 503));  // answered, not cut off
-  CHECK(secs > 1.0);                        // it really was slow
+  // Draining, and the request still waits: it really is slow, and the
+  // signal did not cut it off.
+  CHECK(waiting());
+  CHECK(slow.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+  lock->abort();
+  const int status = slow.get();
+  CHECK((status == 200 || status == 503));  // answered
   CHECK(d.Wait(30000) == 0);
-  CHECK(locker.Wait(30000) == 0);
 }
 
 TEST_CASE("SIGHUP reopens PGGIT_LOG_FILE") {
