@@ -4,23 +4,12 @@
 
 #include <signal.h>
 
-#include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <stdexcept>
 #include <utility>
 #include <vector>
 
 namespace pggitops::harness {
-namespace {
-
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "harness: %s\n", what.c_str());
-  std::fflush(stderr);
-  throw std::runtime_error("harness: " + what);
-}
-
-}  // namespace
 
 bool WaitForHttp(int port, const std::string& path, int status,
                  std::chrono::milliseconds limit,

@@ -35,12 +35,6 @@ extern char** environ;
 namespace pggitops::harness {
 namespace {
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "harness: %s\n", what.c_str());
-  std::fflush(stderr);
-  throw std::runtime_error("harness: " + what);
-}
-
 void SleepMs(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
@@ -514,6 +508,12 @@ std::string Process::Output() {
     if (n <= 0) return out;
     out.append(buf, static_cast<size_t>(n));
   }
+}
+
+void Fail(const std::string& what) {
+  std::fprintf(stderr, "harness: %s\n", what.c_str());
+  std::fflush(stderr);
+  throw std::runtime_error("harness: " + what);
 }
 
 int Run(const std::string& command, std::string* out) {

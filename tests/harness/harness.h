@@ -129,6 +129,10 @@ class Process {
   int output_fd_ = -1;  // an unlinked file holding stdout and stderr
 };
 
+// Prints "harness: `what`" on stderr and throws std::runtime_error with it:
+// how the harness fails (see the top of this file).
+[[noreturn]] void Fail(const std::string& what);
+
 // Runs a shell command (sh -c) and returns its exit code (128+signal when
 // killed). Its stdout and stderr go to `out`; with no `out`, they are copied
 // to stderr when the command fails, so the test log shows why.
