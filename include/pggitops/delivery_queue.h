@@ -349,6 +349,9 @@ struct PGGITOPS_EXPORT DeliveryStats {
   int in_flight = 0;  // attempts running now
   int held = 0;       // rows leased by this engine (running or queued)
   int64_t claimed_total = 0;
+  // Claim queries the database answered, whether they found rows or not:
+  // advances while the engine looks at the queue (a poll, a NOTIFY, Wake()).
+  int64_t claim_cycles_total = 0;
   int64_t delivered_total = 0;
   int64_t retried_total = 0;            // attempts that will be retried
   int64_t failed_total = 0;             // rows that ended failed

@@ -236,6 +236,7 @@ void DeliveryEngineImpl::Claim() {
       return;
     }
     claim_failures_ = 0;
+    ++counters_.claim_cycles_total;
     // A full batch may mean more due rows, unless the rows were left
     // because of the per-webhook cap (then draining wakes us, below).
     last_claim_full_ = result->examined >= req.limit && req.limit > 0 &&

@@ -35,12 +35,6 @@ extern char** environ;
 namespace pggitops::harness {
 namespace {
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "harness: %s\n", what.c_str());
-  std::fflush(stderr);
-  throw std::runtime_error("harness: " + what);
-}
-
 void SleepMs(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
@@ -297,12 +291,14 @@ void StopRedis() {
   pid_t pid = State().redis_pid;
   if (pid <= 0 || ProcState(pid) == 0) return;
   kill(pid, SIGTERM);
-  kill(pid, SIGCONT);               // a paused server handles the SIGTERM now
-  for (int i = 0; i < 1000; ++i) {  // 10 s
-    char state = ProcState(pid);
-    if (state == 0 || state == 'Z') return;
-    SleepMs(10);
-  }
+  kill(pid, SIGCONT);  // a paused server handles the SIGTERM now
+  const bool gone = WaitFor(
+      [pid] {
+        char state = ProcState(pid);
+        return state == 0 || state == 'Z';
+      },
+      std::chrono::seconds(10));
+  if (gone) return;
   kill(pid, SIGKILL);
   Fail("Redis (pid " + std::to_string(pid) + ") ignored SIGTERM for 10 s");
 }
@@ -316,9 +312,10 @@ void StartRedis() {
                 " --bind 127.0.0.1 --save '' --appendonly no --daemonize yes" +
                 " --pidfile " + Quote(d + "/redis.pid") + " --dir " + Quote(d) +
                 " --logfile " + Quote(d + "/redis.log"));
-  for (int i = 0; i < 100 && !RedisPing(100); ++i) SleepMs(50);
+  WaitFor([] { return RedisPing(100); }, std::chrono::seconds(15));
   pid_t pid = 0;
-  for (int i = 0; i < 100 && (pid = RedisPidFromFile(s)) <= 0; ++i) SleepMs(50);
+  WaitFor([&] { return (pid = RedisPidFromFile(s)) > 0; },
+          std::chrono::seconds(5));
   if (pid <= 0 || !RedisPing(1000)) {
     Fail("redis-server did not come back on port " +
          std::to_string(s.redis_port) + " (log: " + d + "/redis.log)");
@@ -331,8 +328,10 @@ void PauseRedis() {
   pid_t pid = State().redis_pid;
   if (kill(pid, SIGSTOP) != 0)
     Fail("SIGSTOP Redis: " + std::string(strerror(errno)));
-  for (int i = 0; i < 500 && ProcState(pid) != 'T'; ++i) SleepMs(10);
-  if (ProcState(pid) != 'T') Fail("Redis did not stop on SIGSTOP");
+  if (!WaitFor([pid] { return ProcState(pid) == 'T'; },
+               std::chrono::seconds(5))) {
+    Fail("Redis did not stop on SIGSTOP");
+  }
 }
 
 void ResumeRedis() {
@@ -397,6 +396,17 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+bool WaitFor(const std::function<bool()>& done,
+             std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const bool last = std::chrono::steady_clock::now() >= end;
+    if (done()) return true;
+    if (last) return false;
+    SleepMs(20);
+  }
+}
+
 std::string BuildPath(const std::string& relative) {
   return EnvOr("PGGITOPS_BUILD_DIR", PGGITOPS_BUILD_DIR) + "/" + relative;
 }
@@ -408,10 +418,13 @@ std::string SourcePath(const std::string& relative) {
 Process::Process(const std::vector<std::string>& argv,
                  const std::map<std::string, std::string>& env) {
   if (argv.empty()) Fail("Process: empty argv");
+  // The output file has no name from the start, so nothing is left behind
+  // even if this process dies: the child writes to it, Output() reads it.
   char tmpl[] = "/tmp/pggitops-process-XXXXXX";
   int out_fd = mkostemp(tmpl, O_CLOEXEC);
   if (out_fd < 0) Fail(std::string("mkostemp: ") + strerror(errno));
-  output_path_ = tmpl;
+  unlink(tmpl);
+  output_fd_ = out_fd;
   // Everything the child needs is built before fork(): only async-signal-safe
   // calls happen between fork() and exec.
   std::map<std::string, std::string> merged;
@@ -432,7 +445,7 @@ Process::Process(const std::vector<std::string>& argv,
   std::fflush(nullptr);
   pid_ = fork();
   if (pid_ < 0) {
-    close(out_fd);
+    close(output_fd_);
     Fail(std::string("fork: ") + strerror(errno));
   }
   if (pid_ == 0) {
@@ -445,7 +458,6 @@ Process::Process(const std::vector<std::string>& argv,
     dprintf(2, "harness: cannot run %s: %s\n", args[0], strerror(errno));
     _exit(127);
   }
-  close(out_fd);
 }
 
 Process::~Process() {
@@ -455,7 +467,7 @@ Process::~Process() {
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
   }
-  if (!output_path_.empty()) unlink(output_path_.c_str());
+  close(output_fd_);
 }
 
 void Process::Signal(int sig) {
@@ -486,7 +498,23 @@ int Process::Wait(int timeout_ms) {
 
 bool Process::Running() { return Wait(0) == -1; }
 
-std::string Process::Output() { return ReadFile(output_path_); }
+std::string Process::Output() {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n =
+        pread(output_fd_, buf, sizeof buf, static_cast<off_t>(out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+void Fail(const std::string& what) {
+  std::fprintf(stderr, "harness: %s\n", what.c_str());
+  std::fflush(stderr);
+  throw std::runtime_error("harness: " + what);
+}
 
 int Run(const std::string& command, std::string* out) {
   std::fflush(nullptr);

@@ -34,6 +34,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -81,6 +83,13 @@ bool RedisPing(int timeout_ms);
 // A free TCP port on 127.0.0.1.
 int FreePort();
 
+// Evaluates `done` every 20 ms until it returns true or `limit` has passed,
+// and returns its last evaluation (one is always made at or after the
+// limit). The one polling loop of the tests: poll on real state with it
+// instead of sleeping a fixed time. `done` may assert (REQUIRE throws out).
+bool WaitFor(const std::function<bool()>& done,
+             std::chrono::milliseconds limit);
+
 // Path of a built binary, e.g. BuildPath("server/pggit-api"), from the
 // PGGITOPS_BUILD_DIR environment variable set by meson test (else the build
 // folder this harness was compiled in).
@@ -117,8 +126,12 @@ class Process {
   pid_t pid_ = -1;
   bool reaped_ = false;
   int exit_code_ = -1;
-  std::string output_path_;
+  int output_fd_ = -1;  // an unlinked file holding stdout and stderr
 };
+
+// Prints "harness: `what`" on stderr and throws std::runtime_error with it:
+// how the harness fails (see the top of this file).
+[[noreturn]] void Fail(const std::string& what);
 
 // Runs a shell command (sh -c) and returns its exit code (128+signal when
 // killed). Its stdout and stderr go to `out`; with no `out`, they are copied

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
-#include <thread>
 
 #include "doctest/doctest.h"
 
@@ -63,14 +62,13 @@ TEST_CASE("harness: FreshDatabase recreates a database, even when in use") {
   // A session still open in the old database does not stop the drop.
   Process holder(
       {Get().pgbin + "/psql", "-X", "-d", dsn, "-c", "SELECT pg_sleep(60)"});
-  for (int i = 0; i < 200; ++i) {
-    if (AdminQuery("postgres",
-                   "SELECT count(*) FROM pg_stat_activity WHERE "
-                   "datname = 'harness_selftest_db'") != "0") {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  WaitFor(
+      [] {
+        return AdminQuery("postgres",
+                          "SELECT count(*) FROM pg_stat_activity WHERE "
+                          "datname = 'harness_selftest_db'") != "0";
+      },
+      std::chrono::seconds(10));
   CHECK(FreshDatabase("harness_selftest_db") == dsn);
   CHECK(holder.Wait(10'000) != 0);  // its session was terminated
   CHECK(Psql(dsn, "SELECT x FROM t", &out) != 0);

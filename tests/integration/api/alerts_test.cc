@@ -48,7 +48,7 @@ std::string Snapshot(const Daemon& d) {
 
 TEST_CASE(
     "alerts: create, read back, list with filters, acknowledge, resolve") {
-  Daemon d("api_alerts_crud");
+  Daemon d("api_alerts_crud", ApiEnv());
   // One active webhook that takes CRITICAL alerts only, one inactive one.
   d.Sql(
       "INSERT INTO pggit.webhooks (name, url, secret, filter_severities, "
@@ -67,8 +67,16 @@ TEST_CASE(
   CHECK(list["total"] == 0);
   CHECK(list["limit"] == 20);
   CHECK(list["offset"] == 0);
-  r = c.Get("/api/v1/alerts");
-  CHECK(r->get_header_value("X-Cache") == "HIT");
+  // A repeat read is a hit, once the invalidations in flight have passed
+  // (the daemon's listener empties the cache when it first connects, which
+  // may come after readiness).
+  CHECK(harness::WaitFor(
+      [&] {
+        c.Get("/api/v1/alerts");
+        auto again = c.Get("/api/v1/alerts");
+        return again && again->get_header_value("X-Cache") == "HIT";
+      },
+      std::chrono::seconds(10)));
 
   // Create: 201, Location, the stored alert with its delivery counts.
   r = PostJson(c, "/api/v1/alerts",
@@ -223,25 +231,22 @@ TEST_CASE(
 
   // A change made in SQL reaches the cached list (the 002 triggers).
   d.Sql("UPDATE pggit.alerts SET status = 'resolved' WHERE status = 'pending'");
-  bool seen = false;
-  for (int k = 0; k < 100 && !seen; ++k) {
-    seen = Body(c.Get("/api/v1/alerts?status=pending"))["total"] == 0;
-    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  CHECK(seen);
+  CHECK(harness::WaitFor(
+      [&] {
+        return Body(c.Get("/api/v1/alerts?status=pending"))["total"] == 0;
+      },
+      std::chrono::seconds(5)));
 
   // The warm set: POST /api/v1/cache/warm loads the first page for real.
   // (Once the delivery is final: its updates invalidate alerts:*.)
-  bool final_state = false;
-  for (int k = 0; k < 200 && !final_state; ++k) {
-    final_state = d.Sql(
-                      "SELECT count(*) FROM pggit.alert_delivery_queue "
-                      "WHERE delivery_status IN ('pending', "
-                      "'in_progress')") == "0";
-    if (!final_state)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  REQUIRE(final_state);
+  REQUIRE(harness::WaitFor(
+      [&] {
+        return d.Sql(
+                   "SELECT count(*) FROM pggit.alert_delivery_queue "
+                   "WHERE delivery_status IN ('pending', 'in_progress')") ==
+               "0";
+      },
+      std::chrono::seconds(10)));
   CHECK(c.Post("/api/v1/cache/invalidate", R"({"pattern": "alerts:*"})",
                "application/json")
             ->status == 200);
@@ -270,7 +275,7 @@ struct BadRequest {
 };
 
 TEST_CASE("alerts: bad input answers 4xx naming the problem, changes nothing") {
-  Daemon d("api_alerts_bad");
+  Daemon d("api_alerts_bad", ApiEnv());
   auto c = d.Client();
   json a = CreateAlert(c, {{"operation_type", "commit"},
                            {"severity", "WARNING"},
@@ -400,29 +405,29 @@ TEST_CASE(
     "alerts: a database that does not answer is 503, and nothing is "
     "written") {
   // One connection; a statement waits at most 2 s, a checkout 0.5 s.
-  Daemon d("api_alerts_503", {{"DATABASE_POOL_SIZE", "1"},
-                              {"DATABASE_POOL_MAX_OVERFLOW", "0"},
-                              {"DATABASE_POOL_TIMEOUT", "0.5"},
-                              {"DATABASE_STATEMENT_TIMEOUT", "2"},
-                              {"WEBHOOK_POLL_INTERVAL", "3600"}});
+  Daemon d("api_alerts_503", ApiEnv({{"DATABASE_POOL_SIZE", "1"},
+                                     {"DATABASE_POOL_MAX_OVERFLOW", "0"},
+                                     {"DATABASE_POOL_TIMEOUT", "0.5"},
+                                     {"DATABASE_STATEMENT_TIMEOUT", "2"},
+                                     {"WEBHOOK_POLL_INTERVAL", "3600"}}));
   auto c = d.Client();
   CreateAlert(c, {{"operation_type", "commit"},
                   {"severity", "INFO"},
                   {"message", "before"}});
   const std::string before = Snapshot(d);
   const std::string admin = harness::Get().admin_dsn;
-  Process locker({"psql", admin.substr(0, admin.rfind('/')) + "/" + d.db, "-c",
+  Process locker({"psql", admin.substr(0, admin.rfind('/')) + "/" + d.db(),
+                  "-c",
                   "BEGIN; LOCK TABLE pggit.alerts IN ACCESS EXCLUSIVE MODE; "
                   "SELECT pg_sleep(4); COMMIT;"});
-  bool locked = false;
-  for (int i = 0; i < 200 && !locked; ++i) {
-    locked = d.Sql(
-                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
-                 "c.oid = l.relation WHERE c.relname = 'alerts' AND "
-                 "l.mode = 'AccessExclusiveLock' AND l.granted") == "1";
-    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  REQUIRE(locked);
+  REQUIRE(harness::WaitFor(
+      [&] {
+        return d.Sql(
+                   "SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
+                   "c.oid = l.relation WHERE c.relname = 'alerts' AND "
+                   "l.mode = 'AccessExclusiveLock' AND l.granted") == "1";
+      },
+      std::chrono::seconds(5)));
   // The write holds the only connection until its statement times out.
   auto write = std::async(std::launch::async, [&d] {
     auto wc = d.Client();
@@ -431,7 +436,14 @@ TEST_CASE(
                      {"severity", "INFO"},
                      {"message", "during"}});
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Its INSERT waits for the lock.
+  REQUIRE(harness::WaitFor(
+      [&] {
+        return d.Sql(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                   "current_database() AND wait_event_type = 'Lock'") != "0";
+      },
+      std::chrono::seconds(10)));
   auto read = c.Get("/api/v1/alerts?limit=7");
   CheckErrorBody(read, 503, "pool");
   CHECK(Body(read)["error_code"] == "POOL_TIMEOUT");
@@ -478,15 +490,9 @@ struct Stream {
   }
   // Waits (bounded) until the stream's text contains `needle`.
   bool WaitFor(const std::string& needle, int timeout_ms) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (Clock::now() < deadline) {
-      {
-        std::lock_guard<std::mutex> l(mu);
-        if (text.find(needle) != std::string::npos) return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
+    return harness::WaitFor(
+        [&] { return Text().find(needle) != std::string::npos; },
+        std::chrono::milliseconds(timeout_ms));
   }
   std::string Text() {
     std::lock_guard<std::mutex> l(mu);
@@ -513,13 +519,13 @@ std::string AlertData(const std::string& text, int64_t id) {
 }
 
 TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
-  Daemon d("api_alerts_stream", {{"SSE_MAX_STREAMS", "2"},
-                                 {"SSE_STATUS_INTERVAL", "0.3"},
-                                 {"SSE_KEEPALIVE_INTERVAL", "0.5"},
-                                 {"SHUTDOWN_GRACE_SECONDS", "1.5"}});
+  Daemon d("api_alerts_stream", ApiEnv({{"SSE_MAX_STREAMS", "2"},
+                                        {"SSE_STATUS_INTERVAL", "0.3"},
+                                        {"SSE_KEEPALIVE_INTERVAL", "0.5"},
+                                        {"SHUTDOWN_GRACE_SECONDS", "1.5"}}));
   auto c = d.Client();
-  auto s1 = std::make_unique<Stream>(d.port);
-  auto s2 = std::make_unique<Stream>(d.port);
+  auto s1 = std::make_unique<Stream>(d.port());
+  auto s2 = std::make_unique<Stream>(d.port());
   REQUIRE(s1->WaitFor("event: system_status\ndata: {", 5000));
   REQUIRE(s2->WaitFor("event: system_status\ndata: {", 5000));
   CHECK(s1->status == 200);
@@ -542,7 +548,7 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
                            {"context", {{"k", "v"}}}});
   int64_t sql_id = 0;
   {
-    pqxx::connection conn(d.dsn);
+    pqxx::connection conn(d.dsn());
     pqxx::work tx(conn);
     sql_id = tx.exec1(
                    "INSERT INTO alerts (operation_type, severity, message) "
@@ -553,7 +559,7 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   }
   for (Stream* s : {s1.get(), s2.get()}) {
     REQUIRE_MESSAGE(s->WaitFor("id: " + std::to_string(sql_id) + "\n", 5000),
-                    (s->Text() + d.process->Output()));
+                    (s->Text() + d.Output()));
     std::string text = s->Text();
     json http_event = json::parse(AlertData(text, a["id"].get<int64_t>()));
     CHECK(http_event["message"] == "over http");
@@ -579,20 +585,18 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   // backend terminated, as the guide's "kill idle connections" step does,
   // and kept from reconnecting) reaches the streams once it is back.
   {
-    pqxx::connection producer(d.dsn);  // opened while connections are allowed
+    pqxx::connection producer(d.dsn());  // opened while connections are allowed
     auto admin = [&](const std::string& sql) {
       return harness::AdminQuery("postgres", sql);
     };
     const std::string listener = "FROM pg_stat_activity WHERE datname = '" +
-                                 d.db +
+                                 d.db() +
                                  "' AND application_name = 'pggitops-listener'";
-    admin("ALTER DATABASE " + d.db + " WITH ALLOW_CONNECTIONS false");
+    admin("ALTER DATABASE " + d.db() + " WITH ALLOW_CONNECTIONS false");
     admin("SELECT pg_terminate_backend(pid) " + listener);
-    bool away = false;
-    for (int k = 0; k < 200 && !away; ++k) {
-      away = admin("SELECT count(*) " + listener) == "0";
-      if (!away) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
+    const bool away = harness::WaitFor(
+        [&] { return admin("SELECT count(*) " + listener) == "0"; },
+        std::chrono::seconds(5));
     pqxx::work tx(producer);
     int64_t away_id =
         tx.exec1(
@@ -600,9 +604,17 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
               "VALUES ('commit', 'WARNING', 'while away') RETURNING id")[0]
             .as<int64_t>();
     tx.commit();
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    admin("ALTER DATABASE " + d.db + " WITH ALLOW_CONNECTIONS true");
+    // The daemon's listener knows it is away before it may come back.
+    const bool noticed = harness::WaitFor(
+        [&] {
+          auto m = c.Get("/metrics");
+          return m && m->body.find("\npg_listener_connected 0\n") !=
+                          std::string::npos;
+        },
+        std::chrono::seconds(10));
+    admin("ALTER DATABASE " + d.db() + " WITH ALLOW_CONNECTIONS true");
     REQUIRE(away);
+    CHECK(noticed);
     REQUIRE(s1->WaitFor("id: " + std::to_string(away_id) + "\n", 10000));
     CHECK(s1->Text().find("while away") != std::string::npos);
   }
@@ -637,7 +649,7 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   std::unique_ptr<Stream> s3;
   for (int k = 0; k < 50 && !reopened; ++k) {
     s3 = std::make_unique<Stream>(
-        d.port, httplib::Headers{{"Last-Event-ID", a["id"].dump()}});
+        d.port(), httplib::Headers{{"Last-Event-ID", a["id"].dump()}});
     reopened = s3->WaitFor("event: system_status", 1000) && s3->status == 200;
     if (!reopened) s3.reset();
   }
@@ -653,12 +665,12 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   // stays open for the grace period, new streams are refused), and the
   // daemon exits 0 in time.
   auto start = Clock::now();
-  d.process->Signal(SIGTERM);
+  d.Signal(SIGTERM);
   for (Stream* s : {s1.get(), s3.get()}) {
-    while (!s->ended.load() && Clock::now() - start < std::chrono::seconds(5)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    CHECK(s->ended.load());
+    CHECK(
+        harness::WaitFor([&] { return s->ended.load(); },
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             start + std::chrono::seconds(5) - Clock::now())));
     CHECK(s->Text().find(": server shutting down") != std::string::npos);
   }
   CHECK(Clock::now() - start < std::chrono::milliseconds(1500));
@@ -667,11 +679,10 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
     CHECK(late->status == 503);
     CHECK(late->body.find("shutting down") != std::string::npos);
   }
-  CHECK(d.process->Wait(10000) == 0);
+  CHECK(d.Wait(10000) == 0);
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   CHECK(secs < 5.0);
-  CHECK(d.process->Output().find("\"message\":\"stopped\"") !=
-        std::string::npos);
+  CHECK(d.Output().find("\"message\":\"stopped\"") != std::string::npos);
 }
 
 }  // namespace

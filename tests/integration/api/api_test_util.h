@@ -1,89 +1,36 @@
-// Helpers of the API integration tests: the real pggit-api binary serving a
-// freshly migrated database of the harness's PostgreSQL (with its Redis),
-// JSON requests, and checks of the one error body (CONTRACT section 5).
+// Helpers of the API integration tests: the settings of the real pggit-api
+// (harness::Daemon) they run, JSON requests, and checks of the one error
+// body (CONTRACT section 5).
 #ifndef PGGITOPS_TESTS_INTEGRATION_API_API_TEST_UTIL_H_
 #define PGGITOPS_TESTS_INTEGRATION_API_API_TEST_UTIL_H_
 
-#include <signal.h>
-
 #include <chrono>
-#include <map>
-#include <memory>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 
 namespace pggitops::api_test {
 
+using harness::Daemon;
 using harness::Process;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-inline std::string Api() { return harness::BuildPath("server/pggit-api"); }
-
-inline bool WaitFor(int port, const std::string& path, int status,
-                    int timeout_ms) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < deadline) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(1, 0);
-    auto r = c.Get(path.c_str());
-    if (r && r->status == status) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
+// The settings the API suites (api, security, dashboard) add to the daemon
+// fixture's base environment, with `extra` on top: a Redis database of
+// their own (the L2 keys carry no database name, so the daemons of other
+// suites must not share it), no rate limit, a 10 s drain.
+inline harness::EnvMap ApiEnv(const harness::EnvMap& extra = {}) {
+  harness::EnvMap env = {{"REDIS_URL", harness::Get().redis_url + "/4"},
+                         {"SHUTDOWN_TIMEOUT", "10"},
+                         {"RATE_LIMIT_PER_MINUTE", "0"}};
+  for (const auto& [k, v] : extra) env[k] = v;
+  return env;
 }
-
-// A migrated database with the daemon serving it.
-struct Daemon {
-  std::string db;
-  std::string dsn;
-  int port = 0;
-  std::unique_ptr<Process> process;
-
-  Daemon(const std::string& name,
-         const std::map<std::string, std::string>& extra = {})
-      : db(name) {
-    dsn = harness::FreshDatabase(name);
-    Process m({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
-    REQUIRE(m.Wait(60000) == 0);
-    port = harness::FreePort();
-    std::map<std::string, std::string> env = {
-        {"DATABASE_URL", dsn},
-        {"API_HOST", "127.0.0.1"},
-        {"API_PORT", std::to_string(port)},
-        {"REDIS_URL", harness::Get().redis_url + "/4"},
-        {"HEALTH_CACHE_SECONDS", "0"},
-        {"SHUTDOWN_GRACE_SECONDS", "0"},
-        {"SHUTDOWN_TIMEOUT", "10"},
-        {"RATE_LIMIT_PER_MINUTE", "0"},
-        {"API_LOG_LEVEL", "INFO"}};
-    for (const auto& [k, v] : extra) env[k] = v;
-    process = std::make_unique<Process>(
-        std::vector<std::string>{Api(), "serve"}, env);
-    REQUIRE_MESSAGE(WaitFor(port, "/health/ready", 200, 30000),
-                    process->Output());
-  }
-  ~Daemon() {
-    if (process->Running()) {
-      process->Signal(SIGTERM);
-      process->Wait(15000);
-    }
-  }
-  httplib::Client Client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(10, 0);
-    return c;
-  }
-  std::string Sql(const std::string& sql) const {
-    return harness::AdminQuery(db, sql);
-  }
-};
 
 inline json Body(const httplib::Result& r) {
   REQUIRE(r);

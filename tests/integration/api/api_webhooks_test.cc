@@ -21,13 +21,13 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 #include "tests/integration/delivery/delivery_test_util.h"
 
 namespace pggitops {
 namespace {
 
-using harness::Process;
 using nlohmann::json;
 
 // The delivery tests' receiver, answering each path with the status set
@@ -63,67 +63,36 @@ class Receiver {
       [this](const delivery_test::Received& r, int) { return Answer(r); }, 32};
 };
 
-bool WaitUntil(const std::function<bool()>& done, int timeout_ms = 10000) {
-  return delivery_test::WaitFor(done, std::chrono::milliseconds(timeout_ms));
-}
+// Bound of the waits for deliveries and cache states.
+constexpr std::chrono::seconds kWait(10);
 
-// Starts pggit-api on `port` (with `extra` settings) and waits until it is
-// ready.
-std::unique_ptr<Process> StartDaemon(
-    const std::string& dsn, int port,
-    const std::map<std::string, std::string>& extra = {}) {
-  std::map<std::string, std::string> env = {
-      {"DATABASE_URL", dsn},
-      {"API_HOST", "127.0.0.1"},
-      {"API_PORT", std::to_string(port)},
-      // A Redis database of its own: the L2 keys (webhooks:list:...) carry
-      // no database name, so daemons of other tests must not share them.
-      {"REDIS_URL", harness::Get().redis_url + "/5"},
-      {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
-      {"WEBHOOK_POLL_INTERVAL", "0.2"},
-      {"RATE_LIMIT_PER_MINUTE", "0"},
-      {"HEALTH_CACHE_SECONDS", "0"},
-      {"SHUTDOWN_GRACE_SECONDS", "0"},
-      {"API_LOG_LEVEL", "WARNING"}};
-  for (const auto& [k, v] : extra) env[k] = v;
-  auto daemon = std::make_unique<Process>(
-      std::vector<std::string>{harness::BuildPath("server/pggit-api"), "serve"},
-      env);
-  bool ready = WaitUntil(
-      [port] {
-        httplib::Client c("127.0.0.1", port);
-        c.set_connection_timeout(1, 0);
-        auto r = c.Get("/health/ready");
-        return r && r->status == 200;
-      },
-      30000);
-  REQUIRE_MESSAGE(ready, daemon->Output());
-  return daemon;
+// A daemon of this file's database (`dsn`, migrated; empty: migrate a
+// fresh one) with `extra` settings on top of the file's own.
+harness::Daemon::Options WebhooksDaemon(const std::string& dsn,
+                                        const harness::EnvMap& extra = {}) {
+  harness::Daemon::Options o;
+  o.db = "api_webhooks";
+  o.dsn = dsn;
+  o.env = {// A Redis database of its own: the L2 keys (webhooks:list:...)
+           // carry no database name, so daemons of other tests must not
+           // share them.
+           {"REDIS_URL", harness::Get().redis_url + "/5"},
+           {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
+           {"WEBHOOK_POLL_INTERVAL", "0.2"},
+           {"RATE_LIMIT_PER_MINUTE", "0"},
+           {"API_LOG_LEVEL", "WARNING"}};
+  for (const auto& [k, v] : extra) o.env[k] = v;
+  return o;
 }
 
 // One daemon and one receiver for the whole file (start-up is the slow
 // part); every test case works on webhooks of its own.
 struct Env {
-  std::string dsn;
-  int port = 0;
   Receiver receiver;
-  std::unique_ptr<Process> daemon;
+  harness::Daemon daemon{WebhooksDaemon("")};
+  const std::string& dsn = daemon.dsn();
 
-  Env() {
-    dsn = delivery_test::MigratedDatabase("api_webhooks");
-    port = harness::FreePort();
-    daemon = StartDaemon(dsn, port);
-  }
-  ~Env() {
-    daemon->Signal(SIGTERM);
-    daemon->Wait(30000);
-  }
-
-  httplib::Client Client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(30, 0);
-    return c;
-  }
+  httplib::Client Client() const { return daemon.Client(); }
   // The first column of the first row of `sql` ("" for NULL or no row).
   std::string Sql(const std::string& sql) const {
     return delivery_test::Scalar(dsn, sql);
@@ -320,11 +289,11 @@ TEST_CASE("create, read, list, update and delete") {
   CHECK(listed);
   // Cached from now on (the database's own invalidation notice for the
   // insert may still arrive once, hence the bounded retry).
-  CHECK(WaitUntil(
+  CHECK(harness::WaitFor(
       [] {
         return Get("/api/v1/webhooks?limit=100").header("X-Cache") == "HIT";
       },
-      5000));
+      std::chrono::seconds(5)));
 
   // PATCH changes only what it names: a disabled webhook stays disabled
   // when its description changes (is_active is not SET) ...
@@ -561,7 +530,8 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
                    {"timeout_seconds", 5}});
   const std::string alert = InsertAlert();
   // One attempt (max_retries 0), answered 500: failed.
-  REQUIRE(WaitUntil([&] { return DeliveryStatus(alert, w) == "failed"; }));
+  REQUIRE(harness::WaitFor([&] { return DeliveryStatus(alert, w) == "failed"; },
+                           kWait));
   Answer hist = Get(Path(w, "/deliveries"));
   REQUIRE(hist.status == 200);
   REQUIRE(hist.body["total"] == 1);
@@ -588,7 +558,8 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
                         json({{"webhook_id", w["id"]}}).dump());
   REQUIRE(retried.status == 200);
   CHECK(retried.body == json({{"retried", 1}}));
-  REQUIRE(WaitUntil([&] { return DeliveryStatus(alert, w) == "delivered"; }));
+  REQUIRE(harness::WaitFor(
+      [&] { return DeliveryStatus(alert, w) == "delivered"; }, kWait));
   auto hits = rx.Hits("/flaky");
   REQUIRE(hits.size() == 2);
   CHECK(json::parse(hits[1].body)["type"] == "alert.created");
@@ -611,12 +582,12 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
   // (The engine records it in the webhook row; the row's change notice
   // invalidates the cached item.)
   json item;
-  CHECK(WaitUntil(
+  CHECK(harness::WaitFor(
       [&] {
         item = Get(Path(w)).body;
         return item["health"]["success_rate"] == 0.5;
       },
-      5000));
+      std::chrono::seconds(5)));
   CHECK(item["health"]["last_failure_at"].is_string());
   CHECK(item["health"]["last_success_at"].is_string());
   CHECK(item["health"]["consecutive_failures"] == 0);
@@ -632,7 +603,8 @@ TEST_CASE("PATCH is_active=false stops fan-out; retry-pending redelivers") {
   // Switched on again: the next alert is delivered.
   REQUIRE(Send("PATCH", Path(w), R"({"is_active": true})").status == 200);
   const std::string third = InsertAlert();
-  CHECK(WaitUntil([&] { return DeliveryStatus(third, w) == "delivered"; }));
+  CHECK(harness::WaitFor(
+      [&] { return DeliveryStatus(third, w) == "delivered"; }, kWait));
 }
 
 TEST_CASE("test send reports the receiver's status and time") {
@@ -679,7 +651,8 @@ TEST_CASE("delete cancels pending deliveries and keeps the history") {
                    {"url", rx.Url("/doomed")},
                    {"filters", {{"severities", {"CRITICAL"}}}}});
   const std::string first = InsertAlert("CRITICAL");
-  REQUIRE(WaitUntil([&] { return DeliveryStatus(first, w) == "delivered"; }));
+  REQUIRE(harness::WaitFor(
+      [&] { return DeliveryStatus(first, w) == "delivered"; }, kWait));
   // A delivery waiting for its retry in an hour, queued by hand for an INFO
   // alert (which the CRITICAL filter kept from queueing one), so no attempt
   // races the delete.
@@ -711,13 +684,13 @@ TEST_CASE("cache warm loads the first page for real") {
   // warm; warm until the first page is served from the cache (bounded).
   Answer warm;
   Answer first;
-  CHECK(WaitUntil(
+  CHECK(harness::WaitFor(
       [&] {
         warm = Got(E().Client().Post("/api/v1/cache/warm"));
         first = Get("/api/v1/webhooks");
         return warm.status == 200 && first.header("X-Cache") == "HIT";
       },
-      5000));
+      std::chrono::seconds(5)));
   REQUIRE(warm.status == 200);
   bool found = false;
   for (const json& one : warm.body["warmers"]) {
@@ -738,30 +711,26 @@ TEST_CASE("no connection within DATABASE_POOL_TIMEOUT: 503 POOL_TIMEOUT") {
   json w = Create({{"name", "pool"}, {"url", E().receiver.Url("/pool")}});
   const std::string before = Snapshot(/*queue=*/false);
   // A second daemon with a single connection, which a table lock will hold.
-  int port = harness::FreePort();
-  std::unique_ptr<Process> small =
-      StartDaemon(E().dsn, port,
-                  {{"DATABASE_POOL_SIZE", "1"},
-                   {"DATABASE_POOL_MAX_OVERFLOW", "0"},
-                   {"DATABASE_POOL_TIMEOUT", "0.3"}});
+  harness::Daemon small(
+      WebhooksDaemon(E().dsn, {{"DATABASE_POOL_SIZE", "1"},
+                               {"DATABASE_POOL_MAX_OVERFLOW", "0"},
+                               {"DATABASE_POOL_TIMEOUT", "0.3"}}));
   pqxx::connection locker(E().dsn);
   auto lock = std::make_unique<pqxx::work>(locker);
   lock->exec("LOCK TABLE pggit.webhooks IN ACCESS EXCLUSIVE MODE");
-  auto client = [port] {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(30, 0);
-    return c;
-  };
+  auto client = [&small] { return small.Client(); };
   // This read takes the one connection (unless the engine took it first)
   // and waits for the lock.
   auto blocked = std::async(std::launch::async, [&] {
     return client().Get(Path(w).c_str())->status;
   });
-  REQUIRE(WaitUntil([&] {
-    return E().Sql(
-               "SELECT count(*) FROM pg_stat_activity WHERE datname ="
-               " current_database() AND wait_event_type = 'Lock'") != "0";
-  }));
+  REQUIRE(harness::WaitFor(
+      [&] {
+        return E().Sql(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                   " current_database() AND wait_event_type = 'Lock'") != "0";
+      },
+      kWait));
   Answer read = Got(client().Get(Path(w, "/deliveries").c_str()));
   CheckError(read, 503, "POOL_TIMEOUT");
   CHECK(read.header("Retry-After") == "1");
@@ -774,8 +743,8 @@ TEST_CASE("no connection within DATABASE_POOL_TIMEOUT: 503 POOL_TIMEOUT") {
   const int first = blocked.get();  // 503 if the engine held the connection
   CHECK((first == 200 || first == 503));
   CHECK(Snapshot(false) == before);  // the refused create wrote nothing
-  small->Signal(SIGTERM);
-  CHECK(small->Wait(30000) == 0);
+  small.Signal(SIGTERM);
+  CHECK(small.Wait(30000) == 0);
 }
 
 }  // namespace

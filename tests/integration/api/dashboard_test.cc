@@ -26,10 +26,10 @@ namespace {
 
 using namespace api_test;  // NOLINT
 
-std::map<std::string, std::string> DashboardEnv() {
-  return {{"REDIS_URL", harness::Get().redis_url + "/7"},
-          {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
-          {"WEBHOOK_POLL_INTERVAL", "0.2"}};
+harness::EnvMap DashboardEnv() {
+  return ApiEnv({{"REDIS_URL", harness::Get().redis_url + "/7"},
+                 {"WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"},
+                 {"WEBHOOK_POLL_INTERVAL", "0.2"}});
 }
 
 struct Read {
@@ -212,8 +212,8 @@ json Item(const json& s, const std::string& name) {
 }
 
 // The "cache warmed" line the daemon logs at start.
-json StartWarmLog(Process& p) {
-  std::istringstream lines(p.Output());
+json StartWarmLog(Daemon& d) {
+  std::istringstream lines(d.Output());
   for (std::string line; std::getline(lines, line);) {
     json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_object() && j.value("message", "") == "cache warmed") return j;
@@ -228,8 +228,8 @@ TEST_CASE(
   auto c = d.Client();
 
   // Warmed at start with the other two warm sets, before READY.
-  json warm_log = StartWarmLog(*d.process);
-  REQUIRE_MESSAGE(warm_log.is_object(), d.process->Output());
+  json warm_log = StartWarmLog(d);
+  REQUIRE_MESSAGE(warm_log.is_object(), d.Output());
   CHECK(warm_log["entries"] == "3");
   CHECK(warm_log["failed"] == "0");
 
@@ -391,7 +391,7 @@ TEST_CASE(
                      "WHERE delivery_status IN ('delivered', 'failed')") == 7;
       },
       std::chrono::seconds(20));
-  REQUIRE_MESSAGE(settled, d.process->Output());
+  REQUIRE_MESSAGE(settled, d.Output());
   CHECK(rx.count() == 7);
 
   // Delivery progress does not invalidate the summary: read it fresh.

@@ -77,9 +77,10 @@ json Rows(ConnectionPool* pool, const std::string& sql,
   return items;
 }
 
-// The daemon's shape in miniature: a cache, warm sets and read endpoints
-// that own them, the cache routes, an HTTP server on a free port.
-struct Daemon {
+// The daemon's shape in miniature, in this process (not the real daemon of
+// harness::Daemon): a cache, warm sets and read endpoints that own them, the
+// cache routes, an HTTP server on a free port.
+struct MiniDaemon {
   Config config;
   MetricsRegistry metrics;
   LatencyWindow latency;
@@ -90,7 +91,7 @@ struct Daemon {
   std::unique_ptr<HttpServer> server;
   std::thread thread;
 
-  explicit Daemon(const std::string& dsn) {
+  explicit MiniDaemon(const std::string& dsn) {
     PoolOptions po;
     po.dsn = dsn;
     po.size = 4;
@@ -189,7 +190,7 @@ struct Daemon {
     REQUIRE(server->Bind().ok());
     thread = std::thread([this] { server->Serve(); });
   }
-  ~Daemon() {
+  ~MiniDaemon() {
     if (server) {
       server->Stop();
       thread.join();
@@ -214,7 +215,7 @@ json PostJson(httplib::Client& c, const std::string& path,
 }
 
 TEST_CASE("cache warm loads the warm sets from PostgreSQL for real") {
-  Daemon d(CacheDatabase("cache_http_warm"));
+  MiniDaemon d(CacheDatabase("cache_http_warm"));
   d.RegisterWarmSets();
   d.Start();
   auto c = d.Client();
@@ -253,7 +254,7 @@ TEST_CASE("cache warm loads the warm sets from PostgreSQL for real") {
 }
 
 TEST_CASE("cache warm: partial failure is reported, total failure is 503") {
-  Daemon d(CacheDatabase("cache_http_warm_fail"));
+  MiniDaemon d(CacheDatabase("cache_http_warm_fail"));
   REQUIRE(d.cache
               ->RegisterWarmer("webhooks first page",
                                [&d](Cache&) {
@@ -297,7 +298,7 @@ TEST_CASE("cache warm: partial failure is reported, total failure is 503") {
 }
 
 TEST_CASE("cache stats: the contract's fields, consistent with the requests") {
-  Daemon d(CacheDatabase("cache_http_stats"));
+  MiniDaemon d(CacheDatabase("cache_http_stats"));
   d.Start();
   auto c = d.Client();
   for (int i = 0; i < 3; ++i) Body(c.Get("/api/v1/webhooks"), 200);  // 1 miss
@@ -329,7 +330,7 @@ TEST_CASE("cache stats: the contract's fields, consistent with the requests") {
 }
 
 TEST_CASE("cache invalidate: keys, pattern, both; counts and entries left") {
-  Daemon d(CacheDatabase("cache_http_invalidate"));
+  MiniDaemon d(CacheDatabase("cache_http_invalidate"));
   d.RegisterWarmSets();
   d.Start();
   auto c = d.Client();
@@ -353,7 +354,7 @@ TEST_CASE("cache invalidate: keys, pattern, both; counts and entries left") {
 }
 
 TEST_CASE("cache invalidate: bad input is refused and changes nothing") {
-  Daemon d(CacheDatabase("cache_http_bad_input"));
+  MiniDaemon d(CacheDatabase("cache_http_bad_input"));
   d.RegisterWarmSets();
   d.Start();
   auto c = d.Client();
@@ -398,7 +399,7 @@ TEST_CASE("cache invalidate: bad input is refused and changes nothing") {
 }
 
 TEST_CASE("read helper: cached reads, read-your-writes, errors not cached") {
-  Daemon d(CacheDatabase("cache_http_reads"));
+  MiniDaemon d(CacheDatabase("cache_http_reads"));
   d.Start();
   auto c = d.Client();
   auto r1 = c.Get("/api/v1/webhooks");

@@ -7,7 +7,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -23,6 +22,8 @@ constexpr absl::Duration kTimeout = absl::Milliseconds(200);
 constexpr absl::Duration kRetry = absl::Milliseconds(500);
 // Slack for a loaded machine on top of a bound the code promises.
 constexpr double kSlackSeconds = 1.0;
+// Bound of the waits for a state to come about.
+constexpr std::chrono::seconds kWait(10);
 
 std::unique_ptr<Cache> MakeCache(const std::string& test,
                                  const std::string& instance,
@@ -37,17 +38,6 @@ std::unique_ptr<Cache> MakeCache(const std::string& test,
   absl::StatusOr<std::unique_ptr<Cache>> c = Cache::Create(o);
   REQUIRE_MESSAGE(c.ok(), c.status().ToString());
   return *std::move(c);
-}
-
-// Polls `cond` every 20 ms for up to `limit` (real time).
-bool WaitFor(const std::function<bool()>& cond,
-             absl::Duration limit = absl::Seconds(10)) {
-  const absl::Time end = absl::Now() + limit;
-  while (absl::Now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
 }
 
 double SecondsOf(const std::function<void()>& f) {
@@ -114,7 +104,7 @@ TEST_CASE("Redis: two instances share invalidations; L2 drops the family") {
   auto n = a->InvalidatePattern("webhooks:*");
   REQUIRE(n.ok());
   CHECK(*n == 1);
-  CHECK(WaitFor([&] { return b->Stats().entries == 1; }));
+  CHECK(harness::WaitFor([&] { return b->Stats().entries == 1; }, kWait));
   CHECK(b->Stats().l2.received == 1);
   CHECK(a->Stats().l2.received == 0);  // its own message is ignored
   CHECK(a->Stats().l2.published == 1);
@@ -135,10 +125,11 @@ TEST_CASE("Redis: two instances share invalidations; L2 drops the family") {
   // Keys and "all" travel too.
   REQUIRE(b->Put("alerts:7", "x", absl::Minutes(2)));
   REQUIRE(a->Invalidate({"alerts:7"}).ok());
-  CHECK(WaitFor([&] { return b->Stats().entries == 1; }));  // alerts:list
+  CHECK(harness::WaitFor([&] { return b->Stats().entries == 1; },
+                         kWait));  // alerts:list
   a->InvalidateAll();
-  CHECK(WaitFor([&] { return b->Stats().entries == 0; }));
-  CHECK(WaitFor([&] { return c->Stats().entries == 0; }));
+  CHECK(harness::WaitFor([&] { return b->Stats().entries == 0; }, kWait));
+  CHECK(harness::WaitFor([&] { return c->Stats().entries == 0; }, kWait));
 }
 
 TEST_CASE("Redis stopped: L1 answers, health unavailable in time, then back") {
@@ -182,19 +173,22 @@ TEST_CASE("Redis stopped: L1 answers, health unavailable in time, then back") {
   CHECK(a->Get("alerts:list") == nullptr);
 
   harness::StartRedis();
-  CHECK(WaitFor([&] { return health.run().status == "connected"; }));
+  CHECK(harness::WaitFor([&] { return health.run().status == "connected"; },
+                         kWait));
   CHECK(a->Stats().l2.reconnects >= 1);
   // The subscribers come back by themselves, dropping L1 (messages may have
   // been lost while they were away).
-  CHECK(WaitFor([&] {
-    CacheStats sa = a->Stats(), sb = b->Stats();
-    return sa.l2.subscribed && sb.l2.subscribed && sa.entries == 0;
-  }));
+  CHECK(harness::WaitFor(
+      [&] {
+        CacheStats sa = a->Stats(), sb = b->Stats();
+        return sa.l2.subscribed && sb.l2.subscribed && sa.entries == 0;
+      },
+      kWait));
   // Shared invalidation works again.
   REQUIRE(b->Put("dashboard:summary", "D", absl::Minutes(1)));
   CHECK(b->Stats().entries == 1);
   REQUIRE(a->InvalidatePattern("dashboard:*").ok());
-  CHECK(WaitFor([&] { return b->Stats().entries == 0; }));
+  CHECK(harness::WaitFor([&] { return b->Stats().entries == 0; }, kWait));
 }
 
 TEST_CASE("Redis frozen (SIGSTOP): one timeout per interval, then back") {
@@ -233,8 +227,9 @@ TEST_CASE("Redis frozen (SIGSTOP): one timeout per interval, then back") {
   CHECK(a->Stats().l2.errors <= 2);
 
   harness::ResumeRedis();
-  CHECK(WaitFor([&] { return health.run().status == "connected"; }));
-  CHECK(WaitFor([&] { return a->Stats().l2.subscribed; }));
+  CHECK(harness::WaitFor([&] { return health.run().status == "connected"; },
+                         kWait));
+  CHECK(harness::WaitFor([&] { return a->Stats().l2.subscribed; }, kWait));
   calls = 0;
   REQUIRE(
       a->GetOrLoad("alerts:after", absl::Minutes(1), Loader("B", &calls)).ok());
@@ -246,11 +241,16 @@ TEST_CASE("Redis: an invalidation lost in an outage is applied on reconnect") {
   REQUIRE(a->Put("webhooks:list", "old", absl::Minutes(5)));
   harness::PauseRedis();
   REQUIRE(a->InvalidatePattern("webhooks:*").ok());  // Redis unreachable
+  const int64_t flushes = a->Stats().l2.invalidations;
   harness::ResumeRedis();
-  // Once the retry interval is over, a's next Redis call flushes L2 first.
-  std::this_thread::sleep_for(
-      std::chrono::milliseconds(absl::ToInt64Milliseconds(kRetry) + 100));
-  CHECK(WaitFor([&] { return a->RedisHealthCheck().run().ok; }));
+  // Once the retry interval is over, a's next Redis call (the health
+  // check's) flushes L2 first: a new generation token.
+  CHECK(harness::WaitFor(
+      [&] {
+        return a->RedisHealthCheck().run().ok &&
+               a->Stats().l2.invalidations > flushes;
+      },
+      kWait));
   auto c = MakeCache("flush", "c");
   int calls = 0;
   auto v =

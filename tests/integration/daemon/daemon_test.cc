@@ -1,18 +1,22 @@
 // pggit-api end to end: the real binary against the harness's PostgreSQL.
 // Commands (migrate, check-config, version), start-up refusals, health and
 // metrics endpoints, and the lifecycle of CONTRACT section 9.
+#include "tests/harness/daemon.h"
+
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <cstdio>
 #include <future>
+#include <memory>
+#include <pqxx/pqxx>
 #include <string>
-#include <thread>
 
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "testing/temp_dir.h"
 #include "tests/harness/harness.h"
 
 namespace pggitops {
@@ -20,45 +24,16 @@ namespace {
 
 using harness::Process;
 
-std::string Api() { return harness::BuildPath("server/pggit-api"); }
-
-std::map<std::string, std::string> BaseEnv(const std::string& dsn, int port) {
-  return {{"DATABASE_URL", dsn},
-          {"API_HOST", "127.0.0.1"},
-          {"API_PORT", std::to_string(port)},
-          {"HEALTH_CACHE_SECONDS", "0"},
-          {"SHUTDOWN_GRACE_SECONDS", "0"},
-          {"API_LOG_LEVEL", "INFO"}};
-}
-
-// Waits until GET `path` answers `status` (bounded); returns whether it did.
-bool WaitFor(int port, const std::string& path, int status, int timeout_ms) {
-  auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(1, 0);
-    auto r = c.Get(path.c_str());
-    if (r && r->status == status) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
-std::string MigratedDatabase(const std::string& name) {
-  std::string dsn = harness::FreshDatabase(name);
-  Process m({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
-  REQUIRE(m.Wait(60000) == 0);
-  return dsn;
-}
+using harness::ApiBinary;
+using harness::Daemon;
 
 TEST_CASE("migrate: twice, and from two processes at once, leaves one schema") {
   std::string dsn = harness::FreshDatabase("daemon_migrate");
-  Process a({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
-  Process b({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
+  Process a({ApiBinary(), "migrate"}, {{"DATABASE_URL", dsn}});
+  Process b({ApiBinary(), "migrate"}, {{"DATABASE_URL", dsn}});
   CHECK(a.Wait(60000) == 0);
   CHECK(b.Wait(60000) == 0);
-  Process again({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
+  Process again({ApiBinary(), "migrate"}, {{"DATABASE_URL", dsn}});
   CHECK(again.Wait(60000) == 0);
   CHECK(again.Output().find("up to date") != std::string::npos);
   std::string versions = harness::AdminQuery(
@@ -69,40 +44,38 @@ TEST_CASE("migrate: twice, and from two processes at once, leaves one schema") {
 
 TEST_CASE("serve: refuses an unmigrated database and invalid configuration") {
   std::string dsn = harness::FreshDatabase("daemon_unmigrated");
-  Process p({Api(), "serve"}, BaseEnv(dsn, harness::FreePort()));
+  Process p({ApiBinary(), "serve"}, Daemon::BaseEnv(dsn, harness::FreePort()));
   CHECK(p.Wait(30000) == 1);
   CHECK(p.Output().find("pggit-api migrate") != std::string::npos);
 
-  auto env = BaseEnv(dsn, harness::FreePort());
+  auto env = Daemon::BaseEnv(dsn, harness::FreePort());
   env["DATABASE_POOL_SIZE"] = "0";
-  Process bad({Api(), "serve"}, env);
+  Process bad({ApiBinary(), "serve"}, env);
   CHECK(bad.Wait(10000) == 1);
   CHECK(bad.Output().find("DATABASE_POOL_SIZE") != std::string::npos);
 
-  env = BaseEnv(dsn, harness::FreePort());
+  env = Daemon::BaseEnv(dsn, harness::FreePort());
   env["API_PORT"] = "99999";
-  Process bad_port({Api(), "check-config"}, env);
+  Process bad_port({ApiBinary(), "check-config"}, env);
   CHECK(bad_port.Wait(10000) == 1);
   CHECK(bad_port.Output().find("API_PORT") != std::string::npos);
 }
 
 TEST_CASE("check-config redacts secrets; version prints the schema range") {
-  auto env = BaseEnv("postgresql://pggit:s3cr3t-pw@127.0.0.1:5432/pggit", 8000);
-  Process p({Api(), "check-config"}, env);
+  auto env = Daemon::BaseEnv(
+      "postgresql://pggit:s3cr3t-pw@127.0.0.1:5432/pggit", 8000);
+  Process p({ApiBinary(), "check-config"}, env);
   CHECK(p.Wait(10000) == 0);
   CHECK(p.Output().find("s3cr3t-pw") == std::string::npos);
   CHECK(p.Output().find("DATABASE_URL") != std::string::npos);
-  Process v({Api(), "version"});
+  Process v({ApiBinary(), "version"});
   CHECK(v.Wait(10000) == 0);
   CHECK(v.Output().find("pggit-api ") != std::string::npos);
 }
 
 TEST_CASE("serve: health, readiness, deep health and metrics") {
-  std::string dsn = MigratedDatabase("daemon_serve");
-  int port = harness::FreePort();
-  Process p({Api(), "serve"}, BaseEnv(dsn, port));
-  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
-  httplib::Client c("127.0.0.1", port);
+  Daemon d("daemon_serve");
+  httplib::Client c = d.Client();
   auto r = c.Get("/health");
   REQUIRE(r);
   auto j = nlohmann::json::parse(r->body);
@@ -135,95 +108,78 @@ TEST_CASE("serve: health, readiness, deep health and metrics") {
   REQUIRE(r);
   CHECK(r->status == 404);
   CHECK(nlohmann::json::parse(r->body)["error_code"] == "RESOURCE_NOT_FOUND");
+  CHECK(d.RssBytes() > 0);
 
-  p.Signal(SIGTERM);
-  CHECK(p.Wait(30000) == 0);
+  d.Signal(SIGTERM);
+  CHECK(d.Wait(30000) == 0);
+  CHECK(d.RssBytes() == -1);
 }
 
 TEST_CASE("SIGTERM: readiness 503 during the grace period, then exit 0") {
-  std::string dsn = MigratedDatabase("daemon_drain");
-  int port = harness::FreePort();
-  auto env = BaseEnv(dsn, port);
-  env["SHUTDOWN_GRACE_SECONDS"] = "2";
-  Process p({Api(), "serve"}, env);
-  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
-  p.Signal(SIGTERM);
-  CHECK(WaitFor(port, "/health/ready", 503, 1500));
+  Daemon d("daemon_drain", {{"SHUTDOWN_GRACE_SECONDS", "2"}});
+  d.Signal(SIGTERM);
+  CHECK(harness::WaitForHttp(d.port(), "/health/ready", 503,
+                             std::chrono::milliseconds(1500)));
   // Liveness still answers while the listener is open.
-  httplib::Client c("127.0.0.1", port);
+  httplib::Client c = d.Client();
   auto r = c.Get("/health");
   REQUIRE(r);
   CHECK(r->status == 200);
-  CHECK(p.Wait(30000) == 0);
-  CHECK(p.Output().find("\"message\":\"stopped\"") != std::string::npos);
+  CHECK(d.Wait(30000) == 0);
+  CHECK(d.Output().find("\"message\":\"stopped\"") != std::string::npos);
 }
 
 TEST_CASE("SIGTERM during a slow request lets it finish, then exit 0") {
-  std::string dsn = MigratedDatabase("daemon_slow");
-  int port = harness::FreePort();
-  Process p({Api(), "serve"}, BaseEnv(dsn, port));
-  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
-  // Hold a lock the schema check needs, so /health/deep takes ~3 s.
-  Process locker(
-      {"psql",
-       harness::Get().admin_dsn.substr(0, harness::Get().admin_dsn.rfind('/')) +
-           "/daemon_slow",
-       "-c",
-       "BEGIN; LOCK TABLE pggit.schema_migrations IN ACCESS "
-       "EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"});
-  // Wait (bounded) until the lock is really held.
-  bool locked = false;
-  for (int i = 0; i < 200 && !locked; ++i) {
-    locked = harness::AdminQuery(
-                 "daemon_slow",
-                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
-                 "l.relation WHERE c.relname = 'schema_migrations' AND "
-                 "l.mode = 'AccessExclusiveLock' AND l.granted")
-                 .find('1') != std::string::npos;
-    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  REQUIRE(locked);
-  auto slow = std::async(std::launch::async, [port] {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(30, 0);
-    auto start = std::chrono::steady_clock::now();
+  Daemon d("daemon_slow");
+  std::future<int> slow;  // declared first: the lock goes before it waits
+  // Hold a lock the schema check needs, so /health/deep waits until the
+  // test lets it go.
+  const std::string admin = harness::Get().admin_dsn;
+  pqxx::connection locker(admin.substr(0, admin.rfind('/')) + "/daemon_slow");
+  auto lock = std::make_unique<pqxx::work>(locker);
+  lock->exec("LOCK TABLE pggit.schema_migrations IN ACCESS EXCLUSIVE MODE");
+  slow = std::async(std::launch::async, [&d] {
+    httplib::Client c = d.Client();
     auto r = c.Get("/health/deep");
-    double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count();
-    return std::make_pair(r ? r->status : -1, secs);
+    return r ? r->status : -1;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  p.Signal(SIGTERM);
-  auto [status, secs] = slow.get();
-  CHECK((status == 200 || status == 503));  // answered, not cut off
-  CHECK(secs > 1.0);                        // it really was slow
-  CHECK(p.Wait(30000) == 0);
-  CHECK(locker.Wait(30000) == 0);
+  // The request is in the daemon, its query waiting for the lock.
+  const auto waiting = [&d] {
+    return d.Sql(
+               "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = "
+               "l.relation WHERE c.relname = 'schema_migrations' AND NOT "
+               "l.granted") != "0";
+  };
+  REQUIRE(harness::WaitFor(waiting, std::chrono::seconds(10)));
+  d.Signal(SIGTERM);
+  REQUIRE(harness::WaitFor(
+      [&d] {
+        return d.Output().find("\"message\":\"draining: readiness now 503\"") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(10)));
+  // Draining, and the request still waits: it really is slow, and the
+  // signal did not cut it off.
+  CHECK(waiting());
+  CHECK(slow.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+  lock->abort();
+  const int status = slow.get();
+  CHECK((status == 200 || status == 503));  // answered
+  CHECK(d.Wait(30000) == 0);
 }
 
 TEST_CASE("SIGHUP reopens PGGIT_LOG_FILE") {
-  std::string dsn = MigratedDatabase("daemon_sighup");
-  int port = harness::FreePort();
-  char tmpl[] = "/tmp/pggit-log-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string log = dir + "/error.log";
-  auto env = BaseEnv(dsn, port);
-  env["PGGIT_LOG_FILE"] = log;
-  Process p({Api(), "serve"}, env);
-  REQUIRE(WaitFor(port, "/health/ready", 200, 30000));
+  testing::TempDir dir("pggit-log-");
+  const std::string log = dir.path() + "/error.log";
+  Daemon d("daemon_sighup", {{"PGGIT_LOG_FILE", log}});
   struct stat st;
   REQUIRE(stat(log.c_str(), &st) == 0);
   REQUIRE(std::rename(log.c_str(), (log + ".1").c_str()) == 0);
-  p.Signal(SIGHUP);
-  bool reopened = false;
-  for (int i = 0; i < 100 && !reopened; ++i) {
-    reopened = stat(log.c_str(), &st) == 0;
-    if (!reopened) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  CHECK(reopened);
-  p.Signal(SIGTERM);
-  CHECK(p.Wait(30000) == 0);
+  d.Signal(SIGHUP);
+  CHECK(harness::WaitFor([&] { return stat(log.c_str(), &st) == 0; },
+                         std::chrono::seconds(5)));
+  d.Signal(SIGTERM);
+  CHECK(d.Wait(30000) == 0);
 }
 
 }  // namespace

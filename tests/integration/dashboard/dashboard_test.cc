@@ -3,8 +3,6 @@
 // page's headers and self-containment, protected mode from loopback, and
 // the pggit_session cookie, accepted for GET requests only, refused once
 // its key is revoked, rate-limited like /api.
-#include <stdlib.h>
-
 #include <map>
 #include <regex>
 #include <string>
@@ -14,6 +12,8 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "testing/temp_dir.h"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 #include "tests/integration/api/api_test_util.h"
 #include "tests/integration/security/keys_test_util.h"
@@ -27,20 +27,18 @@ using api_test::CreateKey;
 using api_test::Daemon;
 using api_test::Keys;
 using api_test::PostJson;
-using api_test::WaitForStatus;
 using nlohmann::json;
 
 constexpr char kCsp[] =
     "default-src 'self'; script-src 'self' 'unsafe-inline'; "
     "style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'";
 
-std::map<std::string, std::string> Env(
-    std::map<std::string, std::string> extra = {}) {
-  std::map<std::string, std::string> env = {{"API_KEY_CACHE_SECONDS", "0.2"},
-                                            {"REDIS_URL", ""},
-                                            {"SSE_STATUS_INTERVAL", "0.3"}};
+harness::EnvMap Env(harness::EnvMap extra = {}) {
+  harness::EnvMap env = {{"API_KEY_CACHE_SECONDS", "0.2"},
+                         {"REDIS_URL", ""},
+                         {"SSE_STATUS_INTERVAL", "0.3"}};
   for (const auto& [k, v] : extra) env[k] = v;
-  return env;
+  return api_test::ApiEnv(env);
 }
 
 httplib::Headers Cookie(const std::string& value) {
@@ -143,8 +141,10 @@ TEST_CASE("Session cookie: login, GET only, revocation, logout") {
   const std::string reader = CreateKey(d, "page", "read");
   const std::string writer = CreateKey(d, "writer", "write");
   // Both keys loaded (one reload may have seen only the first).
-  REQUIRE(WaitForStatus(d, "/api/v1/webhooks", Bearer(writer), 200, 5000));
-  REQUIRE(WaitForStatus(d, "/api/v1/webhooks", {}, 401, 5000));
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 200,
+                               std::chrono::seconds(5), Bearer(writer)));
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 401,
+                               std::chrono::seconds(5)));
   httplib::Client c = d.Client();
 
   // Refused keys and bodies set no cookie.
@@ -223,7 +223,8 @@ TEST_CASE("Session cookie: login, GET only, revocation, logout") {
 
   // Revoked: the cookie stops working within API_KEY_CACHE_SECONDS.
   REQUIRE(Keys(d, {"revoke", "page"}).code == 0);
-  CHECK(WaitForStatus(d, "/api/v1/webhooks", cookie, 401, 5000));
+  CHECK(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 401,
+                             std::chrono::seconds(5), cookie));
   CHECK(OpenStream(d, cookie).status == 401);
   r = PostJson(c, "/dashboard/session", {{"key", reader}});
   CheckErrorBody(r, 401, "not valid");
@@ -289,17 +290,15 @@ TEST_CASE("Browser: the page renders the daemon's figures, escaped") {
   REQUIRE(r);
   REQUIRE_MESSAGE(r->status == 201, r->body);
 
-  char dir[] = "/tmp/pggit-chromium-XXXXXX";
-  REQUIRE(mkdtemp(dir) != nullptr);
+  testing::TempDir dir("pggit-chromium-");
   harness::Process browser(
       {chromium, "--headless", "--no-sandbox", "--disable-gpu",
        "--no-first-run", "--disable-extensions", "--disable-dev-shm-usage",
-       std::string("--user-data-dir=") + dir, "--virtual-time-budget=5000",
+       "--user-data-dir=" + dir.path(), "--virtual-time-budget=5000",
        "--timeout=20000", "--dump-dom",
-       "http://127.0.0.1:" + std::to_string(d.port) + "/dashboard"});
+       "http://127.0.0.1:" + std::to_string(d.port()) + "/dashboard"});
   int code = browser.Wait(90000);
   const std::string out = browser.Output();
-  harness::Run(std::string("rm -rf ") + dir);
   REQUIRE_MESSAGE(code == 0, out);
   // The recent alerts table holds the message as text, not as markup.
   CHECK_MESSAGE(absl::StrContains(

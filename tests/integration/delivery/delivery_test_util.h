@@ -1,7 +1,7 @@
 // Helpers for the delivery integration tests: migrated databases, webhook
 // receivers on 127.0.0.1 (cpp-httplib servers, and a raw socket that drips
 // its answer), an independent Standard Webhooks verifier, and polling
-// waits with generous bounds.
+// waits (harness::WaitFor) with generous bounds.
 #ifndef PGGITOPS_TESTS_INTEGRATION_DELIVERY_DELIVERY_TEST_UTIL_H_
 #define PGGITOPS_TESTS_INTEGRATION_DELIVERY_DELIVERY_TEST_UTIL_H_
 
@@ -104,16 +104,7 @@ inline int64_t AddAlert(const std::string& dsn,
                  "') RETURNING id"));
 }
 
-// Polls `pred` every 20 ms until it holds or `timeout` passes.
-template <typename Pred>
-bool WaitFor(Pred pred, std::chrono::milliseconds timeout) {
-  const auto end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
+using harness::WaitFor;
 
 // --- Standard Webhooks verification, written from the specification ------
 
@@ -213,9 +204,13 @@ class Receiver {
     port_ = server_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const bool up = WaitFor([this] { return server_.is_running(); },
+                            std::chrono::seconds(10));
+    if (!up) {
+      server_.stop();
+      thread_.join();
     }
+    REQUIRE(up);
   }
   ~Receiver() {
     server_.stop();

@@ -164,6 +164,10 @@ TEST_CASE("engine: health checks and metrics report the real queue") {
                      "delivery_status = 'failed'") == 3;
       },
       seconds(20)));
+  // The engine's own listener connects in the background, maybe after the
+  // rows failed.
+  REQUIRE(
+      WaitFor([&] { return engine->Stats().listener_connected; }, seconds(10)));
   CheckResult d = dispatcher.run();
   CHECK(d.ok);
   CHECK(d.status == "running");

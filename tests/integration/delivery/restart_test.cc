@@ -52,14 +52,20 @@ TEST_CASE("engine: NOTIFY wakes it, through restarts and killed sessions") {
   REQUIRE(listener.ok());
   std::atomic<int> reconnects{0};
   (*listener)->AddReconnectCallback([&] { ++reconnects; });
+  // The listener is connected before the engine starts, so its first
+  // connection wakes nobody: the engine's start-up claim is then its only
+  // one until a NOTIFY.
+  REQUIRE((*listener)->Start().ok());
+  REQUIRE((*listener)->WaitUntilListening(absl::Seconds(10)));
+  REQUIRE(WaitFor([&] { return reconnects.load() == 1; }, seconds(10)));
   DeliveryOptions o = TestOptions(dsn);
   o.poll_interval = absl::Seconds(30);  // polling alone would take 30 s
   o.listener = listener->get();
   auto engine = StartEngine(pool.get(), o);
-  REQUIRE((*listener)->Start().ok());
   REQUIRE((*listener)->WaitUntilListening(absl::Seconds(10)));
   // Let the start-up claim pass so only NOTIFY can wake the engine.
-  std::this_thread::sleep_for(milliseconds(300));
+  REQUIRE(WaitFor([&] { return engine->Stats().claim_cycles_total >= 1; },
+                  seconds(10)));
 
   for (int i = 0; i < 3; ++i) {
     const milliseconds ms = Latency(dsn, &rx, seconds(10));
@@ -90,6 +96,7 @@ TEST_CASE("engine: NOTIFY wakes it, through restarts and killed sessions") {
   // sessions are refused while the alert is inserted, so the listener is
   // certainly away when its NOTIFY goes out.
   const int before_lost = reconnects.load();
+  const int64_t refused_before = (*listener)->Stats().connect_failures_total;
   const int got = rx.count();
   pqxx::connection producer(dsn);
   const std::string listener_sessions =
@@ -99,12 +106,12 @@ TEST_CASE("engine: NOTIFY wakes it, through restarts and killed sessions") {
                       "ALTER DATABASE " + db + " WITH ALLOW_CONNECTIONS false");
   harness::AdminQuery("postgres",
                       "SELECT pg_terminate_backend(pid) " + listener_sessions);
-  bool away = false;
-  for (int i = 0; i < 200 && !away; ++i) {
-    away = harness::AdminQuery("postgres",
-                               "SELECT count(*) " + listener_sessions) == "0";
-    if (!away) std::this_thread::sleep_for(milliseconds(25));
-  }
+  const bool away = WaitFor(
+      [&] {
+        return harness::AdminQuery(
+                   "postgres", "SELECT count(*) " + listener_sessions) == "0";
+      },
+      seconds(5));
   {
     pqxx::work tx(producer);
     tx.exec(
@@ -112,10 +119,16 @@ TEST_CASE("engine: NOTIFY wakes it, through restarts and killed sessions") {
         "VALUES ('commit', 'WARNING', 'while away')");
     tx.commit();
   }
-  std::this_thread::sleep_for(milliseconds(300));
+  // The listener tried to come back and was refused.
+  const bool refused = WaitFor(
+      [&] {
+        return (*listener)->Stats().connect_failures_total > refused_before;
+      },
+      seconds(10));
   harness::AdminQuery("postgres",
                       "ALTER DATABASE " + db + " WITH ALLOW_CONNECTIONS true");
   REQUIRE(away);
+  CHECK(refused);
   REQUIRE(
       WaitFor([&] { return reconnects.load() > before_lost; }, seconds(30)));
   CHECK(WaitFor([&] { return rx.count() > got; }, seconds(10)));

@@ -3,11 +3,9 @@
 // address) against a running pggit-api with real data, checking that each
 // prints what an operator expects. The guide's SQL is covered by
 // tests/integration/schema/schema_guide_sql_test.cc.
-#include <signal.h>
-
-#include <chrono>
+#include <memory>
 #include <string>
-#include <thread>
+#include <utility>
 
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -15,28 +13,26 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 
 namespace pggitops {
 namespace {
 
-using harness::Process;
 using nlohmann::json;
 
 constexpr char kDb[] = "guide_commands";
 
 struct Guide {
-  int port = harness::FreePort();
+  std::unique_ptr<harness::Daemon> daemon;
   std::string url;
-  std::unique_ptr<Process> daemon;
   std::string critical_id, warning_id, info_id;
   std::string active_id, inactive_id;
 
   Guide() {
-    std::string api = harness::BuildPath("server/pggit-api");
-    std::string dsn = harness::FreshDatabase(kDb);
-    Process m({api, "migrate"}, {{"DATABASE_URL", dsn}});
-    REQUIRE(m.Wait(60000) == 0);
+    harness::Daemon::Options o;
+    o.db = kDb;
+    o.dsn = harness::MigratedDatabase(kDb);
     active_id = harness::AdminQuery(
         kDb,
         "INSERT INTO pggit.webhooks (name, url, secret) VALUES ('ops',"
@@ -65,27 +61,12 @@ struct Guide {
                         "UPDATE pggit.webhooks SET is_active = true"
                         " WHERE id = " +
                             active_id);
-    url = "http://127.0.0.1:" + std::to_string(port);
-    daemon = std::make_unique<Process>(
-        std::vector<std::string>{api, "serve"},
-        std::map<std::string, std::string>{
-            {"DATABASE_URL", dsn},
-            {"REDIS_URL", harness::Get().redis_url + "/2"},
-            {"API_HOST", "127.0.0.1"},
-            {"API_PORT", std::to_string(port)},
-            {"SHUTDOWN_GRACE_SECONDS", "0"},
-            {"API_LOG_LEVEL", "WARNING"}});
-    for (int i = 0; i < 300; ++i) {
-      httplib::Client c("127.0.0.1", port);
-      auto r = c.Get("/health/ready");
-      if (r && r->status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    FAIL("pggit-api did not become ready: " << daemon->Output());
-  }
-  ~Guide() {
-    daemon->Signal(SIGTERM);
-    daemon->Wait(30000);
+    // The deep-health cache at its default (2 s), as an operator runs it.
+    o.env = {{"REDIS_URL", harness::Get().redis_url + "/2"},
+             {"HEALTH_CACHE_SECONDS", "2"},
+             {"API_LOG_LEVEL", "WARNING"}};
+    daemon = std::make_unique<harness::Daemon>(std::move(o));
+    url = "http://127.0.0.1:" + std::to_string(daemon->port());
   }
 
   // Runs a line of the guide with bash; returns its stdout (stderr is

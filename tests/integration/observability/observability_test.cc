@@ -7,86 +7,70 @@
 
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "testing/temp_dir.h"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 
 namespace pggitops {
 namespace {
 
+using harness::Daemon;
 using harness::Process;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-std::string Api() { return harness::BuildPath("server/pggit-api"); }
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Polls `get` until `done(result)` or `timeout_s`; returns the last result.
+// Polls `get` with harness::WaitFor until `done(result)` or `timeout_s`;
+// returns the last result.
 template <typename Get, typename Done>
 auto PollUntil(double timeout_s, Get get, Done done) {
-  auto start = Clock::now();
-  auto r = get();
-  while (!done(r) && SecondsSince(start) < timeout_s) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    r = get();
-  }
-  return r;
+  std::optional<decltype(get())> r;
+  harness::WaitFor(
+      [&] {
+        r.reset();  // httplib::Result is not assignable
+        r.emplace(get());
+        return done(*r);
+      },
+      std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+  return std::move(*r);
 }
 
-// A migrated database and a running daemon on it, with Redis as L2.
-struct Daemon {
-  std::string dsn;
-  int port = harness::FreePort();
-  std::unique_ptr<Process> process;
+// A daemon on a migrated database `db`, with Redis as L2 (a database of
+// its own) and short time-outs, so failures show quickly.
+Daemon::Options Observed(const std::string& db) {
+  Daemon::Options o;
+  o.db = db;
+  o.env = {{"REDIS_URL", harness::Get().redis_url + "/3"},
+           {"REDIS_TIMEOUT", "0.2"},
+           {"DATABASE_CONNECT_TIMEOUT", "2"},
+           {"DATABASE_POOL_TIMEOUT", "2"},
+           {"API_LOG_LEVEL", "WARNING"}};
+  return o;
+}
 
-  explicit Daemon(const std::string& db) {
-    dsn = harness::FreshDatabase(db);
-    Process m({Api(), "migrate"}, {{"DATABASE_URL", dsn}});
-    REQUIRE(m.Wait(60000) == 0);
-    process = std::make_unique<Process>(
-        std::vector<std::string>{Api(), "serve"},
-        std::map<std::string, std::string>{
-            {"DATABASE_URL", dsn},
-            {"REDIS_URL", harness::Get().redis_url + "/3"},
-            {"REDIS_TIMEOUT", "0.2"},
-            {"API_HOST", "127.0.0.1"},
-            {"API_PORT", std::to_string(port)},
-            {"HEALTH_CACHE_SECONDS", "0"},
-            {"SHUTDOWN_GRACE_SECONDS", "0"},
-            {"DATABASE_CONNECT_TIMEOUT", "2"},
-            {"DATABASE_POOL_TIMEOUT", "2"},
-            {"API_LOG_LEVEL", "WARNING"}});
-    auto ready = PollUntil(
-        30, [&] { return Get("/health/ready"); },
-        [](const httplib::Result& r) { return r && r->status == 200; });
-    REQUIRE_MESSAGE(ready, process->Output());
-    REQUIRE_MESSAGE(ready->status == 200, process->Output());
-  }
-  ~Daemon() {
-    process->Signal(SIGTERM);
-    process->Wait(30000);
-  }
-  httplib::Result Get(const std::string& path) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(2, 0);
-    c.set_read_timeout(20, 0);
-    return c.Get(path.c_str());
-  }
-  json Deep(int* status = nullptr) {
-    auto r = Get("/health/deep");
-    REQUIRE(r);
-    if (status != nullptr) *status = r->status;
-    return json::parse(r->body);
-  }
-};
+httplib::Result Get(const Daemon& d, const std::string& path) {
+  httplib::Client c = d.Client();
+  c.set_connection_timeout(2, 0);
+  c.set_read_timeout(20, 0);
+  return c.Get(path.c_str());
+}
+
+json Deep(const Daemon& d, int* status = nullptr) {
+  auto r = Get(d, "/health/deep");
+  REQUIRE(r);
+  if (status != nullptr) *status = r->status;
+  return json::parse(r->body);
+}
 
 std::set<std::string> Failing(const json& j) {
   std::set<std::string> out;
@@ -97,9 +81,9 @@ std::set<std::string> Failing(const json& j) {
 }
 
 TEST_CASE("deep health: every check of CONTRACT 5 with its fields, all up") {
-  Daemon d("obs_deep_up");
+  Daemon d(Observed("obs_deep_up"));
   int status = 0;
-  json j = d.Deep(&status);
+  json j = Deep(d, &status);
   CHECK(status == 200);
   CHECK(j["status"] == "healthy");
   CHECK(j["timestamp"].get<std::string>().back() == 'Z');
@@ -130,7 +114,7 @@ TEST_CASE("deep health: every check of CONTRACT 5 with its fields, all up") {
       " ('c', 'http://192.0.2.1/c', 's', true, 'disabled');"
       "INSERT INTO pggit.alerts (operation_type, severity, message) VALUES"
       " ('commit', 'INFO', 'hello')");
-  j = d.Deep();
+  j = Deep(d);
   CHECK(j["webhooks"]["active_count"] == 1);
   CHECK(j["webhooks"]["inactive_count"] == 1);
   CHECK(j["webhooks"]["disabled_count"] == 1);
@@ -138,11 +122,11 @@ TEST_CASE("deep health: every check of CONTRACT 5 with its fields, all up") {
 }
 
 TEST_CASE("deep health: Redis paused -> redis unavailable, degraded, 200") {
-  Daemon d("obs_deep_redis");
+  Daemon d(Observed("obs_deep_redis"));
   harness::PauseRedis();
   auto start = Clock::now();
   int status = 0;
-  json j = d.Deep(&status);
+  json j = Deep(d, &status);
   double took = SecondsSince(start);
   harness::ResumeRedis();
   CHECK(status == 200);
@@ -153,17 +137,17 @@ TEST_CASE("deep health: Redis paused -> redis unavailable, degraded, 200") {
   CHECK_MESSAGE(took < 5, "deep health took " << took << " s");
   // Back without a restart.
   j = PollUntil(
-      10, [&] { return d.Deep(); },
+      10, [&] { return Deep(d); },
       [](const json& x) { return x["redis"]["status"] == "connected"; });
   CHECK(j["redis"]["status"] == "connected");
   CHECK(j["status"] == "healthy");
 }
 
 TEST_CASE("deep health: schema behind or missing a guide index -> 503") {
-  Daemon d("obs_deep_schema");
+  Daemon d(Observed("obs_deep_schema"));
   harness::AdminQuery("obs_deep_schema", "DROP INDEX pggit.idx_alert_created");
   int status = 0;
-  json j = d.Deep(&status);
+  json j = Deep(d, &status);
   CHECK(status == 503);
   CHECK(j["status"] == "unhealthy");
   CHECK(Failing(j).count("schema") == 1);
@@ -174,28 +158,28 @@ TEST_CASE("deep health: schema behind or missing a guide index -> 503") {
                       "(created_at DESC);"
                       "DELETE FROM pggit.schema_migrations WHERE version ="
                       " (SELECT max(version) FROM pggit.schema_migrations)");
-  j = d.Deep(&status);
+  j = Deep(d, &status);
   CHECK(status == 503);
   CHECK(Failing(j).count("schema") == 1);
   CHECK(j["schema"]["version"].get<int>() <
         j["schema"]["expected_version"].get<int>());
-  CHECK(d.Get("/health/ready")->status == 503);
+  CHECK(Get(d, "/health/ready")->status == 503);
 }
 
 TEST_CASE("deep health: PostgreSQL stopped -> 503 naming database, in time") {
-  Daemon d("obs_deep_pg");
+  Daemon d(Observed("obs_deep_pg"));
   harness::StopPostgres();
   auto start = Clock::now();
   int status = 0;
   json j;
   try {
-    j = d.Deep(&status);
+    j = Deep(d, &status);
   } catch (...) {
     harness::StartPostgres();
     throw;
   }
   double took = SecondsSince(start);
-  auto ready = d.Get("/health/ready");
+  auto ready = Get(d, "/health/ready");
   harness::StartPostgres();
   CHECK(status == 503);
   CHECK(j["status"] == "unhealthy");
@@ -206,7 +190,7 @@ TEST_CASE("deep health: PostgreSQL stopped -> 503 naming database, in time") {
   CHECK(ready->status == 503);
   // Back without a restart of the daemon.
   auto r = PollUntil(
-      30, [&] { return d.Get("/health/ready"); },
+      30, [&] { return Get(d, "/health/ready"); },
       [](const httplib::Result& x) { return x && x->status == 200; });
   REQUIRE(r);
   CHECK(r->status == 200);
@@ -215,7 +199,7 @@ TEST_CASE("deep health: PostgreSQL stopped -> 503 naming database, in time") {
 // The value of the sample `series` (name and labels exactly as exposed)
 // in the daemon's /metrics, or -1 when absent.
 double Sample(Daemon& d, const std::string& series) {
-  auto r = d.Get("/metrics");
+  auto r = Get(d, "/metrics");
   REQUIRE(r);
   size_t at = r->body.find("\n" + series + " ");
   if (at == std::string::npos) return -1;
@@ -223,7 +207,7 @@ double Sample(Daemon& d, const std::string& series) {
 }
 
 TEST_CASE("metrics: counters and histograms move with traffic") {
-  Daemon d("obs_counters");
+  Daemon d(Observed("obs_counters"));
   const std::string requests =
       "http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"}";
   const std::string count =
@@ -231,11 +215,11 @@ TEST_CASE("metrics: counters and histograms move with traffic") {
   const std::string inf =
       "http_request_duration_seconds_bucket{method=\"GET\",route=\"/health\","
       "le=\"+Inf\"}";
-  for (int i = 0; i < 3; ++i) REQUIRE(d.Get("/health")->status == 200);
+  for (int i = 0; i < 3; ++i) REQUIRE(Get(d, "/health")->status == 200);
   double before = Sample(d, requests);
   double count_before = Sample(d, count);
   REQUIRE(before >= 3);
-  for (int i = 0; i < 5; ++i) REQUIRE(d.Get("/health")->status == 200);
+  for (int i = 0; i < 5; ++i) REQUIRE(Get(d, "/health")->status == 200);
   CHECK(Sample(d, requests) == before + 5);
   CHECK(Sample(d, count) == count_before + 5);
   CHECK(Sample(d, inf) == Sample(d, count));
@@ -258,26 +242,25 @@ json PromQuery(int port, const std::string& path, const std::string& q) {
 TEST_CASE(
     "Prometheus scrapes the daemon; every rule's series exist and "
     "every rule evaluates") {
-  Daemon d("obs_prometheus");
+  Daemon d(Observed("obs_prometheus"));
   // Traffic: successes, a 404, cache reads.
   for (int i = 0; i < 20; ++i) {
-    CHECK(d.Get("/health")->status == 200);
-    CHECK(d.Get("/api/v1/cache/stats")->status == 200);
+    CHECK(Get(d, "/health")->status == 200);
+    CHECK(Get(d, "/api/v1/cache/stats")->status == 200);
   }
-  CHECK(d.Get("/api/v1/nothing")->status == 404);
+  CHECK(Get(d, "/api/v1/nothing")->status == 404);
 
-  const std::string dir =
-      harness::Get().state_dir + "/prometheus-" + std::to_string(d.port);
-  REQUIRE(harness::Run("mkdir -p " + dir + " && cp " +
-                       harness::SourcePath("ops/prometheus-rules.yml") + " " +
-                       dir + "/pggit-rules.yml") == 0);
+  const testing::TempDir tmp("pggit-prometheus-");
+  const std::string& dir = tmp.path();
+  REQUIRE(harness::Run("cp " + harness::SourcePath("ops/prometheus-rules.yml") +
+                       " " + dir + "/pggit-rules.yml") == 0);
   {
     std::ofstream cfg(dir + "/prometheus.yml");
     cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
            "rule_files:\n  - pggit-rules.yml\n"
            "scrape_configs:\n  - job_name: pggit-api\n    static_configs:\n"
            "      - targets: ['127.0.0.1:"
-        << d.port << "']\n";
+        << d.port() << "']\n";
   }
   const int prom_port = harness::FreePort();
   Process prom({"prometheus", "--config.file=" + dir + "/prometheus.yml",

@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "doctest/doctest.h"
 #include "pggitops/connection_pool.h"
@@ -28,13 +27,9 @@ inline int Backends(const std::string& app) {
 // Polls until Backends(app) == n (a closed connection's backend exits
 // asynchronously); fails after 10 s.
 inline void WaitForBackends(const std::string& app, int n) {
-  const auto give_up =
-      std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  int seen = Backends(app);
-  while (seen != n && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    seen = Backends(app);
-  }
+  int seen = -1;
+  harness::WaitFor([&] { return (seen = Backends(app)) == n; },
+                   std::chrono::seconds(10));
   CHECK(seen == n);
 }
 

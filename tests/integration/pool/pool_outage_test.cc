@@ -96,7 +96,11 @@ TEST_CASE("outage: with PostgreSQL stopped, checkouts fail fast") {
   }
   for (auto& t : threads) t.join();
   CHECK(successes == 0);
-  CHECK(worst_ms < 500);  // within a tenth of the pool timeout
+  // The bound is the assertion: a checkout fails at once (under 4 ms here
+  // on 2 busy cores) instead of waiting for the 5 s pool timeout; a tenth
+  // of that leaves room for a loaded machine.
+  CHECK_MESSAGE(worst_ms < 500,
+                "slowest refused checkout: " << worst_ms.load() << " ms");
   CHECK(pool->Stats().database_down);
   CHECK(pool->Stats().checked_out == 0);
 
@@ -108,15 +112,12 @@ TEST_CASE("outage: with PostgreSQL stopped, checkouts fail fast") {
   CHECK(health.status == "disconnected");
 
   harness::StartPostgres();
-  absl::Status last;
-  const auto give_up = Clock::now() + std::chrono::seconds(10);
-  bool recovered = false;
-  while (!recovered && Clock::now() < give_up) {
-    absl::StatusOr<PooledConnection> lease = pool->Acquire();
-    recovered = lease.ok() && lease->Query("SELECT 1").ok();
-    if (!recovered) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  CHECK(recovered);
+  CHECK(harness::WaitFor(
+      [&] {
+        absl::StatusOr<PooledConnection> lease = pool->Acquire();
+        return lease.ok() && lease->Query("SELECT 1").ok();
+      },
+      std::chrono::seconds(10)));
   CHECK_FALSE(pool->Stats().database_down);
   CHECK(check.run().status == "connected");
 }

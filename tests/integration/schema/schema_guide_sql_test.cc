@@ -7,7 +7,6 @@
 #include <chrono>
 #include <pqxx/pqxx>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "doctest/doctest.h"
@@ -184,12 +183,12 @@ void AddGuideData(pqxx::connection_base& c) {
 
 // Polls new sessions until the server-wide setting shows `value`.
 bool SettingBecomes(const std::string& dsn, const std::string& value) {
-  for (int i = 0; i < 100; ++i) {
-    pqxx::connection fresh(dsn);
-    if (Scalar(fresh, "SHOW log_min_duration_statement") == value) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
+  return harness::WaitFor(
+      [&] {
+        pqxx::connection fresh(dsn);
+        return Scalar(fresh, "SHOW log_min_duration_statement") == value;
+      },
+      std::chrono::seconds(10));
 }
 
 TEST_CASE("guide SQL: every working statement runs as pggit") {

@@ -46,16 +46,16 @@ std::string DatabaseOf(const std::string& dsn) {
 
 // Waits until `n` sessions of the database wait for an advisory lock.
 bool WaitForLockWaiters(pqxx::connection_base& c, int n) {
-  for (int i = 0; i < 600; ++i) {
-    const std::string waiting = Scalar(
-        c,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT "
-        "granted AND database = (SELECT oid FROM pg_database WHERE datname = "
-        "current_database())");
-    if (std::stoi(waiting) >= n) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
+  return harness::WaitFor(
+      [&] {
+        const std::string waiting = Scalar(
+            c,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT "
+            "granted AND database = (SELECT oid FROM pg_database WHERE "
+            "datname = current_database())");
+        return std::stoi(waiting) >= n;
+      },
+      std::chrono::seconds(30));
 }
 
 // Holds the migration lock in its own transaction until Release().

@@ -1,12 +1,10 @@
 // Helpers of the tests that need API keys: `pggit-api keys` against a
-// Daemon's database, and polling until a key takes effect
-// (API_KEY_CACHE_SECONDS).
+// Daemon's database. Poll with harness::WaitForHttp until a key takes
+// effect (API_KEY_CACHE_SECONDS).
 #ifndef PGGITOPS_TESTS_INTEGRATION_SECURITY_KEYS_TEST_UTIL_H_
 #define PGGITOPS_TESTS_INTEGRATION_SECURITY_KEYS_TEST_UTIL_H_
 
-#include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -27,8 +25,9 @@ struct CliResult {
 
 // Runs `pggit-api keys <args>` against the daemon's database.
 inline CliResult Keys(const Daemon& d, std::vector<std::string> args) {
-  args.insert(args.begin(), {Api(), "keys"});
-  Process p(args, {{"DATABASE_URL", d.dsn}, {"API_KEY_CACHE_SECONDS", "0.2"}});
+  args.insert(args.begin(), {harness::ApiBinary(), "keys"});
+  Process p(args,
+            {{"DATABASE_URL", d.dsn()}, {"API_KEY_CACHE_SECONDS", "0.2"}});
   CliResult r;
   r.code = p.Wait(30000);
   r.output = p.Output();
@@ -49,20 +48,6 @@ inline std::string CreateKey(const Daemon& d, const std::string& name,
 
 inline httplib::Headers Bearer(const std::string& token) {
   return {{"Authorization", "Bearer " + token}};
-}
-
-// Polls GET `path` with `headers` until it answers `status` (bounded).
-inline bool WaitForStatus(const Daemon& d, const std::string& path,
-                          const httplib::Headers& headers, int status,
-                          int timeout_ms) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < deadline) {
-    httplib::Client c = d.Client();
-    auto r = c.Get(path.c_str(), headers);
-    if (r && r->status == status) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
 }
 
 }  // namespace pggitops::api_test

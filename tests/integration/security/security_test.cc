@@ -2,7 +2,9 @@
 // made with `pggit-api keys` (hashed, scoped, revoked on every request path
 // within API_KEY_CACHE_SECONDS), and the rate limit of /api/* with its
 // headers, per client address behind a trusted proxy.
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -10,6 +12,7 @@
 #include "doctest/doctest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 #include "tests/integration/api/api_test_util.h"
 #include "tests/integration/security/keys_test_util.h"
@@ -17,19 +20,17 @@
 namespace pggitops {
 namespace {
 
-using api_test::Api;
 using api_test::Bearer;
 using api_test::CheckErrorBody;
 using api_test::CliResult;
 using api_test::CreateKey;
 using api_test::Daemon;
 using api_test::Keys;
-using api_test::WaitForStatus;
 using harness::Process;
 using nlohmann::json;
 
-const std::map<std::string, std::string> kFastKeys = {
-    {"API_KEY_CACHE_SECONDS", "0.2"}, {"REDIS_URL", ""}};
+const harness::EnvMap kFastKeys =
+    api_test::ApiEnv({{"API_KEY_CACHE_SECONDS", "0.2"}, {"REDIS_URL", ""}});
 
 TEST_CASE("Protected mode: no key, loopback clients only") {
   Daemon d("security_protected", kFastKeys);
@@ -61,8 +62,8 @@ TEST_CASE("Protected mode: no key, loopback clients only") {
   CHECK(d.Sql("SELECT count(*) FROM pggit.alerts") == "0");
 
   SUBCASE("listening beyond loopback without a key is refused") {
-    Process p({Api(), "serve"},
-              {{"DATABASE_URL", d.dsn},
+    Process p({harness::ApiBinary(), "serve"},
+              {{"DATABASE_URL", d.dsn()},
                {"API_HOST", "0.0.0.0"},
                {"API_PORT", std::to_string(harness::FreePort())},
                {"REDIS_URL", ""}});
@@ -102,9 +103,11 @@ TEST_CASE("API keys: created hashed, scoped, revoked everywhere") {
   CHECK(d.Sql("SELECT count(*) FROM pggit.api_keys") == "3");
 
   // Protected mode ends on every instance within API_KEY_CACHE_SECONDS.
-  REQUIRE(WaitForStatus(d, "/api/v1/webhooks", {}, 401, 5000));
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 401,
+                               std::chrono::seconds(5)));
   // Every key loaded (one reload may have seen only the first ones).
-  REQUIRE(WaitForStatus(d, "/api/v1/webhooks", Bearer(admin), 200, 5000));
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 200,
+                               std::chrono::seconds(5), Bearer(admin)));
   httplib::Client c = d.Client();
   auto r = c.Get("/api/v1/webhooks");
   CheckErrorBody(r, 401, "API key is required");
@@ -144,15 +147,15 @@ TEST_CASE("API keys: created hashed, scoped, revoked everywhere") {
   CHECK(c.Get("/metrics")->status == 200);
 
   // `keys list` shows names, prefixes and use, never a key.
-  REQUIRE(WaitForStatus(d, "/api/v1/webhooks", Bearer(reader), 200, 1000));
-  bool used = false;
-  for (int i = 0; i < 50 && !used; ++i) {
-    used = d.Sql(
-               "SELECT last_used_at IS NOT NULL FROM pggit.api_keys "
-               "WHERE name = 'reader'") == "t";
-    if (!used) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  CHECK(used);
+  REQUIRE(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 200,
+                               std::chrono::seconds(1), Bearer(reader)));
+  CHECK(harness::WaitFor(
+      [&] {
+        return d.Sql(
+                   "SELECT last_used_at IS NOT NULL FROM pggit.api_keys "
+                   "WHERE name = 'reader'") == "t";
+      },
+      std::chrono::seconds(5)));
   CliResult list = Keys(d, {"list"});
   CHECK(list.code == 0);
   CHECK(absl::StrContains(list.output, "reader"));
@@ -163,7 +166,8 @@ TEST_CASE("API keys: created hashed, scoped, revoked everywhere") {
   // Revocation takes effect within API_KEY_CACHE_SECONDS (0.2 s here).
   CliResult revoked = Keys(d, {"revoke", "reader"});
   CHECK_MESSAGE(revoked.code == 0, revoked.output);
-  CHECK(WaitForStatus(d, "/api/v1/webhooks", Bearer(reader), 401, 5000));
+  CHECK(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 401,
+                             std::chrono::seconds(5), Bearer(reader)));
   CHECK(c.Get("/api/v1/webhooks", Bearer(writer))->status == 200);
   bad = Keys(d, {"revoke", "reader"});
   CHECK(bad.code == 1);
@@ -175,20 +179,22 @@ TEST_CASE("API keys: created hashed, scoped, revoked everywhere") {
   // With every key revoked the daemon is back in protected mode.
   REQUIRE(Keys(d, {"revoke", "writer"}).code == 0);
   REQUIRE(Keys(d, {"revoke", "admin"}).code == 0);
-  CHECK(WaitForStatus(d, "/api/v1/webhooks", {}, 200, 5000));
+  CHECK(harness::WaitForHttp(d.port(), "/api/v1/webhooks", 200,
+                             std::chrono::seconds(5)));
   r = c.Get("/api/v1/webhooks", {{"X-Forwarded-For", "203.0.113.9"}});
   CHECK(r->status == 403);
 }
 
 TEST_CASE("METRICS_REQUIRE_KEY puts /metrics behind a read key") {
-  std::map<std::string, std::string> env = kFastKeys;
+  harness::EnvMap env = kFastKeys;
   env["METRICS_REQUIRE_KEY"] = "true";
   Daemon d("security_metrics", env);
   httplib::Client c = d.Client();
   CHECK(c.Get("/metrics")->status == 200);  // protected mode: loopback
   CHECK(c.Get("/metrics", {{"X-Forwarded-For", "203.0.113.9"}})->status == 403);
   const std::string reader = CreateKey(d, "prometheus", "read");
-  REQUIRE(WaitForStatus(d, "/metrics", {}, 401, 5000));
+  REQUIRE(
+      harness::WaitForHttp(d.port(), "/metrics", 401, std::chrono::seconds(5)));
   auto r = c.Get("/metrics", Bearer(reader));
   REQUIRE(r);
   CHECK(r->status == 200);
@@ -203,7 +209,7 @@ int HeaderInt(const httplib::Result& r, const char* name) {
 }
 
 TEST_CASE("Rate limit: per client address, headers, 429 with Retry-After") {
-  std::map<std::string, std::string> env = kFastKeys;
+  harness::EnvMap env = kFastKeys;
   env["RATE_LIMIT_PER_MINUTE"] = "60";  // one a second
   env["RATE_LIMIT_BURST"] = "5";
   env["TRUSTED_PROXIES"] = "127.0.0.1";
@@ -220,13 +226,15 @@ TEST_CASE("Rate limit: per client address, headers, 429 with Retry-After") {
   };
   // Wait until the daemon knows the key (protected mode answers 403 to
   // proxied requests), from throw-away client addresses.
-  bool ready = false;
-  for (int i = 1; i < 100 && !ready; ++i) {
-    auto r = c.Get("/api/v1/alerts", as("198.51.100." + std::to_string(i)));
-    ready = r && r->status == 200;
-    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  REQUIRE(ready);
+  int probe = 0;
+  REQUIRE(harness::WaitFor(
+      [&] {
+        ++probe;  // a new address each time (at most 250 probes in 5 s)
+        auto r = c.Get("/api/v1/alerts",
+                       as("198.51.100." + std::to_string(1 + probe % 250)));
+        return r && r->status == 200;
+      },
+      std::chrono::seconds(5)));
 
   std::vector<int> remaining;
   for (int i = 0; i < 5; ++i) {
@@ -272,7 +280,7 @@ TEST_CASE("Rate limit: per client address, headers, 429 with Retry-After") {
 }
 
 TEST_CASE("Rate limit: loopback clients exempt only when configured") {
-  std::map<std::string, std::string> env = kFastKeys;
+  harness::EnvMap env = kFastKeys;
   env["RATE_LIMIT_PER_MINUTE"] = "60";
   env["RATE_LIMIT_BURST"] = "2";
   SUBCASE("not exempt by default") {
