@@ -648,15 +648,24 @@ void Layer::OnReadable(Conn* c, int64_t now) {
     default:
       return;  // flushing or busy: read later
   }
-  size_t limit = o_.limits.max_head_bytes + kReadChunk;
-  if (c->state == State::kBody && !c->head.chunked) {
-    limit = c->head.size + c->head.content_length;
+  for (;;) {
+    size_t limit = o_.limits.max_head_bytes + kReadChunk;
+    if (c->state == State::kBody && !c->head.chunked) {
+      limit = c->head.size + c->head.content_length;
+    }
+    if (!ReadSome(c, limit)) {
+      Close(c);
+      return;
+    }
+    Progress(c, now);
+    // A chunked body is decoded out of `in` as it is read, so the bytes
+    // still in the kernel are read now: no new readiness edge may come
+    // while the client waits for its window to open.
+    if (c->fd < 0 || c->state != State::kBody || !c->head.chunked ||
+        !c->maybe_readable) {
+      return;
+    }
   }
-  if (!ReadSome(c, limit)) {
-    Close(c);
-    return;
-  }
-  Progress(c, now);
 }
 
 void Layer::StartHead(Conn* c, int64_t now) {
