@@ -53,6 +53,7 @@ HttpServerOptions ServerOptions(const Config& c,
   o.keepalive_timeout = c.api_keepalive_timeout;
   o.keepalive_max = c.api_keepalive_max;
   o.cors_origins = c.cors_origins;
+  o.ipv6_client_prefix = c.rate_limit_ipv6_prefix;
   // A reverse proxy carries many clients: it is not capped per client.
   o.exempt_peer = [proxies](absl::string_view ip) {
     return proxies->Contains(ip);
@@ -88,6 +89,7 @@ HealthCheck SchemaCheck(ConnectionPool* pool) {
       r.message = s->compatible ? "guide indexes missing"
                                 : "schema version incompatible: run "
                                   "`pggit-api migrate`";
+      r.error_code = s->compatible ? "INDEXES_MISSING" : "SCHEMA_INCOMPATIBLE";
     }
     return r;
   };
@@ -194,12 +196,20 @@ absl::Status App::Impl::Start() {
   AddAlertRoutes(&router, &ctx);
   AddDashboardRoutes(&router, &ctx);
   AddDashboardPageRoutes(&router, keys.get(), &proxies);
-  server = std::make_unique<HttpServer>(ServerOptions(config, &proxies),
-                                        &router, &metrics, &latency);
-  // Rate limiting first, so guessing keys costs tokens too.
+  HttpServerOptions http = ServerOptions(config, &proxies);
+  // No CORS while protected mode is on: no page of another origin may
+  // call a server that trusts every local client.
+  http.cors_enabled = [k = keys.get()] { return !k->protected_mode(); };
+  server = std::make_unique<HttpServer>(std::move(http), &router, &metrics,
+                                        &latency);
+  // On every request, before routing: protected mode's Host and Origin
+  // checks, then the rate limit (so guessing keys, and unknown paths, cost
+  // tokens too); after routing, keys and scopes.
+  server->AddScreen(ProtectedModeScreen(keys.get()));
   if (limiter != nullptr) {
-    server->AddMiddleware(RateLimitMiddleware(
-        limiter.get(), &proxies, config.rate_limit_exempt_loopback));
+    server->AddScreen(RateLimitScreen(limiter.get(), &proxies,
+                                      config.rate_limit_exempt_loopback,
+                                      config.rate_limit_ipv6_prefix));
   }
   server->AddMiddleware(AuthMiddleware(keys.get()));
   return server->Bind();
@@ -239,6 +249,12 @@ absl::Status App::Impl::StartAccessControl() {
     Log::Info(
         "protected mode: no API key exists; the API answers loopback "
         "clients only");
+  }
+  if (!config.cors_origins.empty() &&
+      (!keys->loaded() || keys->protected_mode())) {
+    Log::Warning(
+        "CORS_ORIGINS is set but no API key exists: no CORS headers are "
+        "sent while protected mode is on (create a key to enable CORS)");
   }
   keys->Start();
 

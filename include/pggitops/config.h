@@ -34,6 +34,13 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 // "DEBUG", "INFO", "WARNING", "ERROR".
 PGGITOPS_EXPORT const char* LogLevelName(LogLevel level);
 
+// The one redaction of connection strings (DATABASE_URL, REDIS_URL, and
+// any libpq or Redis URL): the password of a URI's userinfo, a lone
+// credential ("redis://secret@host"), and the value of every key ending in
+// "password" (key/value strings and URI queries, quoted or not, up to the
+// next key=) become ***.
+PGGITOPS_EXPORT std::string RedactSecrets(const std::string& connection_string);
+
 // API_WORKERS when unset: 2 x the online cores, at least 4.
 PGGITOPS_EXPORT int DefaultApiWorkers();
 
@@ -90,6 +97,8 @@ struct PGGITOPS_EXPORT Config {
   int rate_limit_per_minute = 100;        // RATE_LIMIT_PER_MINUTE (0 disables)
   int rate_limit_burst = 20;              // RATE_LIMIT_BURST
   bool rate_limit_exempt_loopback = false;  // RATE_LIMIT_EXEMPT_LOOPBACK
+  int rate_limit_ipv6_prefix = 64;          // RATE_LIMIT_IPV6_PREFIX
+  int64_t alert_context_max_bytes = 65536;  // ALERT_CONTEXT_MAX_BYTES
   std::vector<std::string>
       trusted_proxies;         // TRUSTED_PROXIES (addresses or CIDRs)
   int sse_max_streams = 1000;  // SSE_MAX_STREAMS

@@ -127,6 +127,16 @@ PGGITOPS_EXPORT absl::StatusOr<int64_t> EnqueueAlert(ConnectionPool* pool,
 PGGITOPS_EXPORT absl::StatusOr<int64_t> EnqueueAlert(PooledConnection& lease,
                                                      const AlertInput& alert);
 
+// Checks the host of a webhook URL as written, before any delivery: with
+// `allow_private_targets` off, a literal address that is not public
+// (private, loopback, link-local, unique-local, ...; also the IPv4 forms
+// libcurl accepts, such as "127.1" or "2130706433") and "localhost" or any
+// name under ".localhost" are refused. Other names are checked on their
+// resolved addresses at connect time. Error: kInvalidArgument naming
+// "url" and what the address is.
+PGGITOPS_EXPORT absl::Status CheckWebhookTargetHost(absl::string_view url,
+                                                    bool allow_private_targets);
+
 // Makes the failed and waiting (pending) deliveries of webhooks that are
 // active (neither disabled nor inactive nor deleted) due now, with a fresh
 // retry budget (attempt_count back to 0; the attempt history is kept), and

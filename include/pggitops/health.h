@@ -55,8 +55,14 @@ struct PGGITOPS_EXPORT CheckResult {
   // Short word shown as the check's "status": "connected", "operational",
   // "disabled", "unavailable", "timeout", "error", ...
   std::string status = "ok";
-  // Optional human-readable explanation (shown as "error" when !ok).
+  // Optional human-readable explanation (shown as "error" when !ok, to
+  // callers allowed to see details: it may hold a dependency's raw error).
   std::string message;
+  // A stable upper-case code for a failed check, shown to everyone as
+  // "error_code": CONNECTION_REFUSED, AUTH_FAILED, TIMEOUT, DNS_FAILED,
+  // NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE, CHECK_FAILED, or a check's
+  // own. Empty: FailureCode(status, message) decides.
+  std::string error_code;
   // Optional JSON object whose members are added to the check's entry, e.g.
   // {"response_time_ms": 1.2, "pool": {...}}. Must be a JSON object or
   // empty; anything else is shown verbatim under "details_error".
@@ -87,6 +93,13 @@ struct PGGITOPS_EXPORT HealthCheck {
   std::function<CheckResult()> run;
 };
 
+// A stable upper-case code for a dependency's failure, from the words of
+// its message (libpq, hiredis, libcurl, the pool) and the check's status
+// word: "CONNECTION_REFUSED", "AUTH_FAILED", "TIMEOUT", "DNS_FAILED",
+// "NOT_FOUND", "PERMISSION_DENIED", "UNAVAILABLE", else "CHECK_FAILED".
+PGGITOPS_EXPORT std::string FailureCode(const std::string& status_word,
+                                        const std::string& message);
+
 enum class HealthStatus { kHealthy, kDegraded, kUnhealthy };
 // Returns "healthy", "degraded" or "unhealthy".
 PGGITOPS_EXPORT const char* HealthStatusName(HealthStatus s);
@@ -106,8 +119,10 @@ struct PGGITOPS_EXPORT HealthReport {
   //                "error": "<message>"},  // "error" only when !ok
   //    ...}
   // "status" and "error" win over details members of the same name. Never
-  // throws; invalid UTF-8 is replaced.
-  std::string ToJson() const;
+  // throws; invalid UTF-8 is replaced. Every failed check also carries
+  // "error_code"; without `with_details` its "error" (the raw message) is
+  // left out, for callers that may not see it (CONTRACT section 8).
+  std::string ToJson(bool with_details = true) const;
 };
 
 struct PGGITOPS_EXPORT HealthOptions {

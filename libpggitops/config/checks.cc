@@ -172,6 +172,37 @@ std::string ParseTcpRedis(absl::string_view rest, RedisUrl* out) {
   return "";
 }
 
+// Where the value that starts at `from` ends in a libpq key/value string:
+// at its closing quote when it is quoted, else at the next " key=" (a
+// word followed by '=') or the end. A space inside an unquoted value
+// ("password=a b dbname=x") is invalid, but must not let "b" out.
+size_t ValueEnd(const std::string& s, size_t from) {
+  if (from < s.size() && s[from] == '\'') {
+    size_t end = from + 1;
+    for (; end < s.size() && s[end] != '\''; ++end) {
+      if (s[end] == '\\') ++end;
+    }
+    return std::min(end + 1, s.size());
+  }
+  size_t end = from;
+  while (end < s.size()) {
+    if (s[end] == '&') return end;  // the next parameter of a URI query
+    if (s[end] == ' ' || s[end] == '\t') {
+      size_t k = end;
+      while (k < s.size() && (s[k] == ' ' || s[k] == '\t')) ++k;
+      size_t word = k;
+      while (k < s.size() && (absl::ascii_isalnum(s[k]) || s[k] == '_')) ++k;
+      size_t eq = k;
+      while (eq < s.size() && (s[eq] == ' ' || s[eq] == '\t')) ++eq;
+      if (k > word && eq < s.size() && s[eq] == '=') return end;
+      end = k > end ? k : end + 1;
+      continue;
+    }
+    ++end;
+  }
+  return end;
+}
+
 // Replaces the value of every key ending in "password" ("password=x",
 // "sslpassword = 'a b'", "?password=x&...") with ***.
 std::string RedactPasswordParams(const std::string& s) {
@@ -182,45 +213,43 @@ std::string RedactPasswordParams(const std::string& s) {
     size_t hit = lower.find("password", i);
     if (hit == std::string::npos) break;
     size_t j = hit + 8;
-    while (j < s.size() && s[j] == ' ') ++j;
+    while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
     if (j >= s.size() || s[j] != '=') {
       out.append(s, i, hit + 8 - i);
       i = hit + 8;
       continue;
     }
     ++j;
-    while (j < s.size() && s[j] == ' ') ++j;
+    while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
     out.append(s, i, j - i);
-    size_t end = j;
-    if (end < s.size() && s[end] == '\'') {
-      for (++end; end < s.size() && s[end] != '\''; ++end) {
-        if (s[end] == '\\') ++end;
-      }
-      if (end < s.size()) ++end;
-    } else {
-      while (end < s.size() && s[end] != ' ' && s[end] != '&' &&
-             s[end] != '\t') {
-        ++end;
-      }
-    }
     out.append("***");
-    i = std::min(end, s.size());
+    i = ValueEnd(s, j);
   }
   out.append(s, std::min(i, s.size()), std::string::npos);
   return out;
 }
 
-// Replaces the password of scheme://user:password@host with ***.
+// Replaces the password of scheme://user:password@host with ***: the
+// userinfo ends at the last '@' before the query, so a password holding an
+// unencoded '@' or '/' is hidden whole. A lone credential
+// ("redis://secret@host") is a password too.
 std::string RedactUriUserinfo(const std::string& s) {
   size_t scheme_end = s.find("://");
   if (scheme_end == std::string::npos) return s;
   size_t start = scheme_end + 3;
-  size_t end = s.find_first_of("/?#", start);
+  size_t end = s.find_first_of("?#", start);
   if (end == std::string::npos) end = s.size();
-  size_t at = s.rfind('@', end - 1);
+  size_t at = s.rfind('@', end == 0 ? 0 : end - 1);
   if (at == std::string::npos || at < start) return s;
   size_t colon = s.find(':', start);
-  if (colon == std::string::npos || colon > at) return s;
+  if (colon == std::string::npos || colon > at) {
+    // PostgreSQL's "postgresql://user@host" names a user; Redis's
+    // "redis://secret@host" is a password.
+    bool redis = absl::StartsWithIgnoreCase(s, "redis") ||
+                 absl::StartsWithIgnoreCase(s, "unix");
+    if (!redis) return s;
+    return absl::StrCat(s.substr(0, start), "***", s.substr(at));
+  }
   return absl::StrCat(s.substr(0, colon + 1), "***", s.substr(at));
 }
 
@@ -342,3 +371,11 @@ std::string RedactSecrets(const std::string& dsn) {
 }
 
 }  // namespace pggitops::internal::config
+
+namespace pggitops {
+
+std::string RedactSecrets(const std::string& connection_string) {
+  return internal::config::RedactSecrets(connection_string);
+}
+
+}  // namespace pggitops

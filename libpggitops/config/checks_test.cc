@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "doctest/doctest.h"
+#include "pggitops/config.h"
 
 namespace pggitops::internal::config {
 namespace {
@@ -123,6 +124,22 @@ TEST_CASE("ParseRedisUrl: refusals") {
     CHECK(absl::StartsWith(CheckRedisUrl(bad), "must be redis://"));
   }
   CHECK(CheckRedisUrl("").empty());
+}
+
+TEST_CASE("RedactSecrets: nothing of a password is left, whatever its form") {
+  CHECK(RedactSecrets("host=h password=a b dbname=x") ==
+        "host=h password=*** dbname=x");
+  CHECK(RedactSecrets("host=h password=a  b c user=u") ==
+        "host=h password=*** user=u");
+  CHECK(RedactSecrets("password=tail with spaces") == "password=***");
+  CHECK(RedactSecrets("postgresql://u:p/ss@h/db") == "postgresql://u:***@h/db");
+  CHECK(RedactSecrets("postgresql://u:p@ss@w@h:5432/db?sslmode=require") ==
+        "postgresql://u:***@h:5432/db?sslmode=require");
+  CHECK(RedactSecrets("redis://secret@h:6379/0") == "redis://***@h:6379/0");
+  CHECK(RedactSecrets("redis://user:pw@h:6379") == "redis://user:***@h:6379");
+  CHECK(RedactSecrets("postgresql://h/db?password=a&user=u") ==
+        "postgresql://h/db?password=***&user=u");
+  CHECK(pggitops::RedactSecrets("host=h password=x") == "host=h password=***");
 }
 
 TEST_CASE("RedactSecrets") {

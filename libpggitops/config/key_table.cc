@@ -155,6 +155,13 @@ std::vector<KeySpec> BuildTable() {
           "requests a client may make at once above the per-minute pace"),
       Bool("RATE_LIMIT_EXEMPT_LOOPBACK", &C::rate_limit_exempt_loopback,
            "do not rate-limit loopback clients"),
+      Int("RATE_LIMIT_IPV6_PREFIX", &C::rate_limit_ipv6_prefix, 1, 128,
+          "IPv6 clients share one rate-limit bucket (and one connection cap) "
+          "per prefix of this length"),
+      Int64("ALERT_CONTEXT_MAX_BYTES", &C::alert_context_max_bytes, 256,
+            16777216,
+            "an alert's context, serialized, at most (larger is 422); list "
+            "pages show larger ones as a marker"),
       List("TRUSTED_PROXIES", &C::trusted_proxies, CheckTrustedProxy,
            "JSON or comma list of IP addresses or CIDRs",
            "peers whose X-Forwarded-For is believed for the client address"),

@@ -1,11 +1,17 @@
 // The engine-independent queue functions of delivery_queue.h: enqueueing,
 // retry-pending and the webhooks/queue health checks.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <string>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "libpggitops/delivery/address_policy.h"
 #include "libpggitops/delivery/store_util.h"
 #include "pggitops/delivery_queue.h"
 
@@ -41,6 +47,42 @@ absl::StatusOr<int64_t> EnqueueAlert(PooledConnection& lease,
   return Int(r->rows[0][0]);
 }
 
+absl::Status CheckWebhookTargetHost(absl::string_view url,
+                                    bool allow_private_targets) {
+  if (allow_private_targets) return absl::OkStatus();
+  size_t scheme = url.find("://");
+  absl::string_view rest =
+      scheme == absl::string_view::npos ? url : url.substr(scheme + 3);
+  absl::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  size_t at = authority.rfind('@');
+  absl::string_view host =
+      at == absl::string_view::npos ? authority : authority.substr(at + 1);
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.rfind(':'));
+  }
+  std::string name = absl::AsciiStrToLower(host);
+  while (!name.empty() && name.back() == '.') name.pop_back();
+  if (name == "localhost" || absl::EndsWith(name, ".localhost")) {
+    return absl::InvalidArgumentError(
+        "url: localhost is not a public host (WEBHOOK_ALLOW_PRIVATE_TARGETS "
+        "is off)");
+  }
+  internal::AddressClass c = internal::ClassifyAddressText(name);
+  if (c == internal::AddressClass::kInvalid) {
+    // The IPv4 forms inet_aton (and libcurl) accept: "127.1", "0x7f.1",
+    // "2130706433". A name that is none of them is checked at connect time.
+    in_addr a{};
+    if (inet_aton(name.c_str(), &a) == 0) return absl::OkStatus();
+    c = internal::ClassifyIpv4(ntohl(a.s_addr));
+  }
+  if (internal::AddressAllowed(c, false)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("url: ", name, " is a ", internal::AddressClassName(c),
+                   " address (WEBHOOK_ALLOW_PRIVATE_TARGETS is off)"));
+}
+
 absl::StatusOr<int> RetryPending(ConnectionPool* pool,
                                  std::optional<int64_t> webhook_id) {
   absl::StatusOr<PooledConnection> lease = pool->Acquire();
@@ -55,7 +97,8 @@ absl::StatusOr<int> RetryPending(ConnectionPool* pool,
         {id});
     if (!found.ok()) return found.status();
     if (found->rows.empty()) {
-      return absl::NotFoundError(absl::StrCat("webhook ", *webhook_id));
+      return absl::NotFoundError(
+          absl::StrCat("webhook ", *webhook_id, " not found"));
     }
   }
   // Webhooks first, locked in id order (the dispatchers' lock order, so

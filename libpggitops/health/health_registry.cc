@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "libpggitops/health/check_runner.h"
 #include "libpggitops/health/health_report_json.h"
 #include "pggitops/health.h"
+#include "pggitops/log.h"
 
 namespace pggitops {
 namespace {
@@ -78,7 +80,36 @@ struct HealthRegistry::Impl {
   // flights_done counts the finished ones so waiters know theirs ended.
   bool evaluating ABSL_GUARDED_BY(mu) = false;
   uint64_t flights_done ABSL_GUARDED_BY(mu) = 0;
+  // The failure last logged per check: a failure is logged when it starts
+  // or its message changes, a recovery once (the details reports leave out
+  // for most callers are in the log).
+  absl::flat_hash_map<std::string, std::string> logged ABSL_GUARDED_BY(mu);
+
+  void LogChanges(const HealthReport& report);
 };
+
+void HealthRegistry::Impl::LogChanges(const HealthReport& report) {
+  absl::MutexLock lock(&mu);
+  for (const auto& [name, result] : report.checks) {
+    auto it = logged.find(name);
+    if (!result.ok) {
+      std::string text =
+          result.message.empty() ? result.status : result.message;
+      if (it != logged.end() && it->second == text) continue;
+      Log::Warning(
+          "health check failed",
+          {{"check", name},
+           {"error_code", result.error_code.empty()
+                              ? FailureCode(result.status, result.message)
+                              : result.error_code},
+           {"error", text}});
+      logged[name] = text;
+    } else if (it != logged.end()) {
+      Log::Info("health check recovered", {{"check", name}});
+      logged.erase(it);
+    }
+  }
+}
 
 HealthReport HealthRegistry::Impl::Evaluate() {
   std::vector<std::shared_ptr<internal::CheckSlot>> snapshot;
@@ -106,6 +137,7 @@ HealthReport HealthRegistry::Impl::Evaluate() {
   report.status = critical_failed ? HealthStatus::kUnhealthy
                   : other_failed  ? HealthStatus::kDegraded
                                   : HealthStatus::kHealthy;
+  LogChanges(report);
   return report;
 }
 

@@ -351,6 +351,54 @@ TEST_CASE("HealthReport: ToJson renders the /health/deep shape") {
   CHECK(text.rfind(R"({"status":"degraded","timestamp":)", 0) == 0);
 }
 
+TEST_CASE("FailureCode: stable codes from dependency errors") {
+  CHECK(FailureCode("unavailable",
+                    "connection to server at \"10.0.0.5\", port 5432 "
+                    "failed: Connection refused") == "CONNECTION_REFUSED");
+  CHECK(FailureCode("error",
+                    "FATAL:  password authentication failed for user "
+                    "\"pggit\"") == "AUTH_FAILED");
+  CHECK(FailureCode("error", "FATAL: role \"x\" does not exist") ==
+        "AUTH_FAILED");
+  CHECK(FailureCode("error", "NOAUTH Authentication required.") ==
+        "AUTH_FAILED");
+  CHECK(FailureCode("timeout", "check exceeded 2000 ms") == "TIMEOUT");
+  CHECK(
+      FailureCode("error", "could not translate host name \"db\" to address") ==
+      "DNS_FAILED");
+  CHECK(FailureCode("error", "FATAL: database \"x\" does not exist") ==
+        "NOT_FOUND");
+  CHECK(FailureCode("unavailable", "") == "UNAVAILABLE");
+  CHECK(FailureCode("error", "something else") == "CHECK_FAILED");
+}
+
+TEST_CASE("HealthReport: details only with_details; codes always") {
+  HealthReport report;
+  report.status = HealthStatus::kUnhealthy;
+  CheckResult db;
+  db.ok = false;
+  db.status = "unavailable";
+  db.message =
+      "connection to server at \"10.0.0.5\", port 5432 failed: "
+      "Connection refused";
+  db.details_json = R"({"response_time_ms": 3})";
+  CheckResult schema;
+  schema.ok = false;
+  schema.status = "incompatible";
+  schema.error_code = "SCHEMA_INCOMPATIBLE";
+  report.checks = {{"database", db}, {"schema", schema}};
+  nlohmann::json full = nlohmann::json::parse(report.ToJson(true));
+  CHECK(full["database"]["error_code"] == "CONNECTION_REFUSED");
+  CHECK(full["database"]["error"] == db.message);
+  CHECK(full["schema"]["error_code"] == "SCHEMA_INCOMPATIBLE");
+  std::string bare = report.ToJson(false);
+  CHECK(bare.find("10.0.0.5") == std::string::npos);
+  nlohmann::json j = nlohmann::json::parse(bare);
+  CHECK(j["database"]["error_code"] == "CONNECTION_REFUSED");
+  CHECK_FALSE(j["database"].contains("error"));
+  CHECK(j["database"]["response_time_ms"] == 3);
+}
+
 TEST_CASE("HealthReport: ToJson of a healthy report has no failing list") {
   HealthReport report;
   report.timestamp = absl::FromUnixSeconds(0);

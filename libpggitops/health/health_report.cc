@@ -2,6 +2,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/time/time.h"
 #include "libpggitops/health/health_report_json.h"
 #include "nlohmann/json.hpp"
@@ -16,8 +17,9 @@ constexpr const char* kStatusKey = "status";
 constexpr const char* kTimestampKey = "timestamp";
 constexpr const char* kFailingKey = "failing";
 
-// {<details members>, "status": ..., "error": ...}; "status" first.
-Json CheckEntry(const CheckResult& result) {
+// {<details members>, "status": ..., "error_code": ..., "error": ...};
+// "status" first.
+Json CheckEntry(const CheckResult& result, bool with_details) {
   Json entry = Json::object();
   entry[kStatusKey] = result.status;
   if (!result.details_json.empty()) {
@@ -25,17 +27,28 @@ Json CheckEntry(const CheckResult& result) {
                                /*allow_exceptions=*/false);
     if (details.is_object()) {
       for (auto& [key, value] : details.items()) {
-        if (key == kStatusKey || key == "error") continue;
+        if (key == kStatusKey || key == "error" || key == "error_code") {
+          continue;
+        }
         entry[key] = std::move(value);
       }
-    } else {
+    } else if (with_details) {
       entry["details_error"] = result.details_json;
     }
   }
   if (!result.ok) {
-    entry["error"] = result.message.empty() ? result.status : result.message;
+    entry["error_code"] = result.error_code.empty()
+                              ? FailureCode(result.status, result.message)
+                              : result.error_code;
+    if (with_details) {
+      entry["error"] = result.message.empty() ? result.status : result.message;
+    }
   }
   return entry;
+}
+
+bool Has(const std::string& lower, const char* word) {
+  return lower.find(word) != std::string::npos;
 }
 
 }  // namespace
@@ -60,7 +73,39 @@ const char* HealthStatusName(HealthStatus s) {
   return "unhealthy";
 }
 
-std::string HealthReport::ToJson() const {
+std::string FailureCode(const std::string& status_word,
+                        const std::string& message) {
+  std::string m = absl::AsciiStrToLower(message);
+  std::string w = absl::AsciiStrToLower(status_word);
+  if (Has(m, "connection refused")) return "CONNECTION_REFUSED";
+  if (Has(m, "password authentication failed") ||
+      Has(m, "authentication failed") || Has(m, "no pg_hba.conf entry") ||
+      Has(m, "noauth") || Has(m, "wrongpass") || Has(m, "invalid password") ||
+      Has(m, "invalid username-password") ||
+      (Has(m, "role \"") && Has(m, "does not exist"))) {
+    return "AUTH_FAILED";
+  }
+  if (w == "timeout" || Has(m, "timeout") || Has(m, "timed out") ||
+      Has(m, "deadline")) {
+    return "TIMEOUT";
+  }
+  if (Has(m, "could not translate host name") ||
+      Has(m, "name or service not known") ||
+      Has(m, "temporary failure in name resolution") ||
+      Has(m, "could not resolve")) {
+    return "DNS_FAILED";
+  }
+  if (Has(m, "permission denied")) return "PERMISSION_DENIED";
+  if (Has(m, "does not exist")) return "NOT_FOUND";
+  if (w == "unavailable" || w == "disconnected" || Has(m, "unavailable") ||
+      Has(m, "could not connect") || Has(m, "connection reset") ||
+      Has(m, "server closed the connection")) {
+    return "UNAVAILABLE";
+  }
+  return "CHECK_FAILED";
+}
+
+std::string HealthReport::ToJson(bool with_details) const {
   Json out = Json::object();
   out[kStatusKey] = HealthStatusName(status);
   out[kTimestampKey] =
@@ -76,7 +121,7 @@ std::string HealthReport::ToJson() const {
     // A hand-built report may carry a reserved name; never let it replace
     // the report's own keys.
     if (internal::IsReservedReportKey(name)) continue;
-    out[name] = CheckEntry(result);
+    out[name] = CheckEntry(result, with_details);
   }
   return out.dump(-1, ' ', false, Json::error_handler_t::replace);
 }

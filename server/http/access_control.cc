@@ -58,9 +58,8 @@ HttpError Unauthorized(const std::string& detail) {
   return e;
 }
 
-bool IsRateLimitedRoute(absl::string_view path_template) {
-  return absl::StartsWith(path_template, "/api/") ||
-         path_template == "/dashboard/session";
+bool IsRateLimitedPath(absl::string_view path) {
+  return absl::StartsWith(path, "/api/") || path == "/dashboard/session";
 }
 
 bool IsLoopbackHost(absl::string_view host) {
@@ -68,20 +67,86 @@ bool IsLoopbackHost(absl::string_view host) {
   return IsLoopbackAddress(host);
 }
 
-Middleware RateLimitMiddleware(RateLimiter* limiter,
-                               const TrustedProxies* proxies,
-                               bool exempt_loopback) {
-  return [limiter, proxies, exempt_loopback](RequestContext& ctx,
-                                             const Route& route) {
-    if (!IsRateLimitedRoute(route.path_template)) return;
-    std::string client = ClientAddress(ctx.req, *proxies);
+bool IsLoopbackHostHeader(absl::string_view host) {
+  if (host.empty()) return true;
+  absl::string_view name = host;
+  if (name.front() == '[') {
+    size_t close = name.find(']');
+    if (close == absl::string_view::npos) return false;
+    absl::string_view rest = name.substr(close + 1);
+    if (!rest.empty() &&
+        (rest.front() != ':' ||
+         !std::all_of(rest.begin() + 1, rest.end(), absl::ascii_isdigit))) {
+      return false;
+    }
+    return IsLoopbackAddress(name.substr(1, close - 1));
+  }
+  size_t colon = name.rfind(':');
+  if (colon != absl::string_view::npos) {
+    absl::string_view port = name.substr(colon + 1);
+    if (!std::all_of(port.begin(), port.end(), absl::ascii_isdigit)) {
+      return false;
+    }
+    name = name.substr(0, colon);
+  }
+  if (absl::EndsWith(name, ".")) name.remove_suffix(1);
+  return IsLoopbackHost(name);
+}
+
+bool IsLoopbackOrigin(absl::string_view origin) {
+  absl::string_view rest;
+  if (absl::StartsWithIgnoreCase(origin, "http://")) {
+    rest = origin.substr(7);
+  } else if (absl::StartsWithIgnoreCase(origin, "https://")) {
+    rest = origin.substr(8);
+  } else {
+    return false;  // "null" (sandboxed, file:) and other schemes
+  }
+  if (rest.empty() || rest.find('/') != absl::string_view::npos ||
+      rest.find('@') != absl::string_view::npos) {
+    return false;
+  }
+  return IsLoopbackHostHeader(rest);
+}
+
+Screen ProtectedModeScreen(ApiKeyVerifier* keys) {
+  return [keys](const httplib::Request& req, httplib::Response&) {
+    if (!keys->protected_mode()) return;
+    const std::string host = req.get_header_value("Host");
+    if (!IsLoopbackHostHeader(host)) {
+      throw HttpError(403, "FORBIDDEN",
+                      "protected mode: the Host header must name this host "
+                      "(localhost, 127.0.0.1 or [::1]); create an API key to "
+                      "serve other names");
+    }
+    if (req.has_header("Origin") &&
+        !IsLoopbackOrigin(req.get_header_value("Origin"))) {
+      throw HttpError(403, "FORBIDDEN",
+                      "protected mode: cross-site requests are refused "
+                      "(Origin is not a page of this host)");
+    }
+    if (absl::EqualsIgnoreCase(req.get_header_value("Sec-Fetch-Site"),
+                               "cross-site")) {
+      throw HttpError(403, "FORBIDDEN",
+                      "protected mode: cross-site requests are refused "
+                      "(Sec-Fetch-Site: cross-site)");
+    }
+  };
+}
+
+Screen RateLimitScreen(RateLimiter* limiter, const TrustedProxies* proxies,
+                       bool exempt_loopback, int ipv6_prefix) {
+  return [limiter, proxies, exempt_loopback, ipv6_prefix](
+             const httplib::Request& req, httplib::Response& res) {
+    if (!IsRateLimitedPath(req.path)) return;
+    std::string client = ClientAddress(req, *proxies);
     if (exempt_loopback && IsLoopbackAddress(client)) return;
-    RateLimitDecision d = limiter->Check(client);
-    ctx.res.set_header("X-RateLimit-Limit", absl::StrCat(d.limit));
-    ctx.res.set_header("X-RateLimit-Remaining", absl::StrCat(d.remaining));
+    RateLimitDecision d = limiter->Check(ClientBucket(client, ipv6_prefix));
+    res.set_header("X-RateLimit-Limit", absl::StrCat(d.limit));
+    res.set_header("X-RateLimit-Remaining", absl::StrCat(d.remaining));
     int64_t reset = absl::ToUnixSeconds(d.reset);
     if (absl::FromUnixSeconds(reset) < d.reset) ++reset;  // rounded up
-    ctx.res.set_header("X-RateLimit-Reset", absl::StrCat(reset));
+    res.set_header("X-RateLimit-Reset", absl::StrCat(reset));
     if (d.allowed) return;
     int64_t retry = CeilSeconds(d.retry_after);
     HttpError e(429, "RATE_LIMITED",
@@ -93,11 +158,25 @@ Middleware RateLimitMiddleware(RateLimiter* limiter,
   };
 }
 
+bool IsAdminCaller(const httplib::Request& req, ApiKeyVerifier* keys) {
+  if (keys->protected_mode()) return IsLoopbackClient(req);
+  std::optional<std::string> token = BearerToken(req);
+  if (!token.has_value()) return false;
+  std::optional<ApiScope> scope = keys->Verify(*token);
+  return scope.has_value() && *scope >= ApiScope::kAdmin;
+}
+
 Middleware AuthMiddleware(ApiKeyVerifier* keys) {
   return [keys](RequestContext& ctx, const Route& route) {
-    if (route.scope == Scope::kPublic) return;
+    if (route.scope == Scope::kPublic) {
+      ctx.admin = IsAdminCaller(ctx.req, keys);
+      return;
+    }
     if (keys->protected_mode()) {
-      if (IsLoopbackClient(ctx.req)) return;
+      if (IsLoopbackClient(ctx.req)) {
+        ctx.admin = true;  // the operator on this host
+        return;
+      }
       throw HttpError(
           403, "FORBIDDEN",
           "protected mode: no API key exists, so the API answers loopback "
@@ -130,6 +209,7 @@ Middleware AuthMiddleware(ApiKeyVerifier* keys) {
                                      "revoked): sign in again at /dashboard")
                       : "the API key is not valid (unknown or revoked)");
     }
+    ctx.admin = *scope >= ApiScope::kAdmin;
     ApiScope needed = Needed(route.scope);
     if (*scope < needed) {
       throw HttpError(

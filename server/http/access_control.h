@@ -25,20 +25,34 @@ bool IsLoopbackHost(absl::string_view host);
 // key.
 HttpError Unauthorized(const std::string& detail);
 
-// Whether RateLimitMiddleware counts a route: every route under /api/, and
-// POST/DELETE /dashboard/session, where keys can be guessed too. Not the
-// page (/dashboard), /health* or /metrics.
-bool IsRateLimitedRoute(absl::string_view path_template);
+// Whether the rate limit counts a request for `path`: every path under
+// /api/ (a 404 included), and /dashboard/session, where keys can be guessed
+// too. Not the page (/dashboard), /health* or /metrics.
+bool IsRateLimitedPath(absl::string_view path);
 
-// Rate-limits the routes IsRateLimitedRoute names by client address
-// (TrustedProxies decides whose X-Forwarded-For is believed). Every answer
-// of such a route carries X-RateLimit-Limit, -Remaining and -Reset (epoch
-// seconds); a refused one is 429 RATE_LIMITED with Retry-After. Loopback
-// clients are exempt when `exempt_loopback`. *limiter and *proxies must
-// outlive the server.
-Middleware RateLimitMiddleware(RateLimiter* limiter,
-                               const TrustedProxies* proxies,
-                               bool exempt_loopback);
+// Rate-limits the requests IsRateLimitedPath names, before routing, by
+// client address (TrustedProxies decides whose X-Forwarded-For is
+// believed); IPv6 clients share one bucket per /`ipv6_prefix`
+// (RATE_LIMIT_IPV6_PREFIX). Every answer of such a request carries
+// X-RateLimit-Limit, -Remaining and -Reset (epoch seconds); a refused one is
+// 429 RATE_LIMITED with Retry-After. Loopback clients are exempt when
+// `exempt_loopback`. *limiter and *proxies must outlive the server.
+Screen RateLimitScreen(RateLimiter* limiter, const TrustedProxies* proxies,
+                       bool exempt_loopback, int ipv6_prefix);
+
+// Whether a Host header names this host: localhost, 127.0.0.0/8 or [::1],
+// with any port. An absent Host (HTTP/1.0) counts as this host.
+bool IsLoopbackHostHeader(absl::string_view host);
+// Whether an Origin is a page of this host (http or https, a loopback
+// name as above, any port).
+bool IsLoopbackOrigin(absl::string_view origin);
+
+// Protected mode (no API key exists) on every path: refuses with 403
+// FORBIDDEN what a browser on this host could be made to send, a Host that
+// is not a loopback name (DNS rebinding), a cross-site Origin, or
+// `Sec-Fetch-Site: cross-site` (CSRF). Passes everything once a key exists.
+// *keys must outlive the server.
+Screen ProtectedModeScreen(ApiKeyVerifier* keys);
 
 // Requires what each route's Scope asks for. Public routes pass. While no
 // API key exists (protected mode) only loopback clients pass, and a request
@@ -49,7 +63,14 @@ Middleware RateLimitMiddleware(RateLimiter* limiter,
 // dashboard's `pggit_session` cookie instead (server/http/session_cookie.h);
 // any other method with only the cookie is 401. *keys must outlive the
 // server.
+// Also sets RequestContext::admin: an admin key, or a loopback client in
+// protected mode; on public routes, from an Authorization header if one is
+// sent (it is not required there).
 Middleware AuthMiddleware(ApiKeyVerifier* keys);
+
+// Whether `req` may see details: protected mode and a loopback client, or
+// `Authorization: Bearer` with a valid admin key.
+bool IsAdminCaller(const httplib::Request& req, ApiKeyVerifier* keys);
 
 }  // namespace pggitops::server
 

@@ -133,6 +133,18 @@ std::string ClientAddress(const httplib::Request& req,
   return client;
 }
 
+std::string ClientBucket(absl::string_view address, int ipv6_prefix) {
+  std::optional<Ip> ip = ParseIp(address);
+  if (!ip.has_value() || IsMapped(*ip) || ipv6_prefix >= 128) {
+    return std::string(address);
+  }
+  Ip net = *ip;
+  for (int bit = std::max(0, ipv6_prefix); bit < 128; ++bit) {
+    net[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  }
+  return absl::StrCat(FormatIp(net), "/", ipv6_prefix);
+}
+
 bool IsLoopbackAddress(absl::string_view address) {
   std::optional<Ip> ip = ParseIp(address);
   if (!ip.has_value()) return false;

@@ -68,6 +68,13 @@ class TrustedProxies {
 std::string ClientAddress(const httplib::Request& req,
                           const TrustedProxies& trusted);
 
+// The rate-limit bucket of a client address (canonical, as ClientAddress
+// returns it): an IPv4 address as it is; an IPv6 address as its
+// /`ipv6_prefix` network ("2001:db8:1:2::/64"), since one host holds a
+// whole /64 and could otherwise rotate through fresh addresses. Anything
+// else as it is.
+std::string ClientBucket(absl::string_view address, int ipv6_prefix);
+
 // Whether `address` is a loopback address: 127.0.0.0/8, ::1 or
 // ::ffff:127.0.0.0/104. False for anything that is not an address.
 bool IsLoopbackAddress(absl::string_view address);

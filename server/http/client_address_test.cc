@@ -174,5 +174,15 @@ TEST_CASE("IsLoopbackClient: loopback peer without forwarding headers") {
   CHECK_FALSE(IsLoopbackClient(real_ip));
 }
 
+TEST_CASE("ClientBucket: IPv6 clients share their /prefix") {
+  CHECK(ClientBucket("203.0.113.9", 64) == "203.0.113.9");
+  CHECK(ClientBucket("2001:db8:1:2::7", 64) == "2001:db8:1:2::/64");
+  CHECK(ClientBucket("2001:db8:1:2:ffff::1", 64) == "2001:db8:1:2::/64");
+  CHECK(ClientBucket("2001:db8:1:3::1", 64) == "2001:db8:1:3::/64");
+  CHECK(ClientBucket("2001:db8:1:2::7", 48) == "2001:db8:1::/48");
+  CHECK(ClientBucket("2001:db8::7", 128) == "2001:db8::7");
+  CHECK(ClientBucket("not-an-address", 64) == "not-an-address");
+}
+
 }  // namespace
 }  // namespace pggitops::server

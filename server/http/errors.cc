@@ -1,11 +1,15 @@
 #include "server/http/errors.h"
 
+#include <algorithm>
+#include <atomic>
 #include <random>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "pggitops/health.h"
 #include "pggitops/log.h"
 #include "server/http/json_util.h"
 
@@ -68,6 +72,23 @@ HttpError Unavailable(const std::string& detail) {
   return HttpError(503, "SERVICE_UNAVAILABLE", detail);
 }
 
+namespace {
+
+// At most one line per 10 s: during an outage every request fails the same
+// way.
+void LogDependencyError(const std::string& message) {
+  static std::atomic<int64_t> last{0};
+  int64_t now = absl::ToUnixSeconds(absl::Now());
+  int64_t seen = last.load(std::memory_order_relaxed);
+  if (now - seen < 10 ||
+      !last.compare_exchange_strong(seen, now, std::memory_order_relaxed)) {
+    return;
+  }
+  Log::Warning("dependency unavailable", {{"error", message}});
+}
+
+}  // namespace
+
 HttpError FromStatus(const absl::Status& status) {
   std::string message(status.message());
   switch (status.code()) {
@@ -77,7 +98,13 @@ HttpError FromStatus(const absl::Status& status) {
       return e;
     }
     case absl::StatusCode::kUnavailable: {
-      HttpError e = Unavailable(message);
+      // A dependency's raw error names hosts, ports and users: the client
+      // gets a stable code, the log the words (CONTRACT section 8).
+      const std::string code = FailureCode("unavailable", message);
+      LogDependencyError(message);
+      HttpError e =
+          Unavailable(absl::StrCat("a dependency is unavailable (", code,
+                                   "); the daemon's log has the details"));
       e.headers.emplace_back("Retry-After", "5");
       return e;
     }
@@ -102,6 +129,19 @@ std::string ErrorBody(const std::string& detail, const std::string& error_code,
                          {"timestamp", Rfc3339(absl::Now())},
                          {"request_id", request_id}};
   return DumpJson(body);
+}
+
+int64_t ParseResourceId(const std::string& text, const std::string& what) {
+  int64_t id = 0;
+  bool digits = !text.empty() && text.size() <= 19 &&
+                std::all_of(text.begin(), text.end(),
+                            [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || !absl::SimpleAtoi(text, &id)) {
+    std::string shown = text.size() > 40 ? text.substr(0, 40) + "..." : text;
+    throw Validation(absl::StrCat("id: must be a positive integer ", what,
+                                  " id (got \"", shown, "\")"));
+  }
+  return id;
 }
 
 const char* EdgeErrorCode(int status) {

@@ -4,6 +4,7 @@
 #ifndef PGGITOPS_SERVER_HTTP_ERRORS_H_
 #define PGGITOPS_SERVER_HTTP_ERRORS_H_
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -64,6 +65,11 @@ std::string NewRequestId();
 std::string RawErrorResponse(
     int status, const std::string& error_code, const std::string& detail,
     const std::vector<std::pair<std::string, std::string>>& headers);
+
+// A resource id from a path: decimal digits that fit a bigint ("0" is
+// well-formed; no resource has it, so its lookup is 404). Anything else is
+// 422 VALIDATION_ERROR "id: must be a positive integer <what> id".
+int64_t ParseResourceId(const std::string& text, const std::string& what);
 
 // Renders the error body.
 std::string ErrorBody(const std::string& detail, const std::string& error_code,

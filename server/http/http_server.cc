@@ -46,6 +46,7 @@ struct Admitted {
   std::string request_id;
   absl::Time start;
   const Route* route = nullptr;
+  bool admin = false;  // RequestContext::admin
   httplib::Headers headers;
   std::optional<HttpError> error;
 };
@@ -173,9 +174,12 @@ void ParseBody(RequestContext& ctx, const Route& route) {
   }
   try {
     ctx.body = nlohmann::json::parse(body);
-  } catch (const nlohmann::json::exception& e) {
+  } catch (const nlohmann::json::parse_error& e) {
+    // The position only: the library's own wording is not ours to show.
     throw BadRequest(
-        absl::StrCat("request body is not valid JSON: ", e.what()));
+        absl::StrCat("request body is not valid JSON (at byte ", e.byte, ")"));
+  } catch (const nlohmann::json::exception&) {
+    throw BadRequest("request body is not valid JSON");
   }
   if (!ctx.body.is_object()) {
     throw BadRequest("request body must be a JSON object");
@@ -282,6 +286,7 @@ struct HttpServer::Impl : public RequestHandler {
   EdgeHttplib svr;
   std::unique_ptr<ConnectionLayer> edge;
   AccessLog access_log;
+  std::vector<Screen> screens;
   std::vector<Middleware> middlewares;
   Family<Counter>* requests_total;
   Family<Histogram>* duration;
@@ -307,10 +312,14 @@ struct HttpServer::Impl : public RequestHandler {
   bool Serve(EdgeRequest& request) override;
 
   const Route* Decide(const httplib::Request& req, httplib::Response& res,
-                      std::map<std::string, std::string>* params,
-                      bool has_body);
+                      std::map<std::string, std::string>* params, bool has_body,
+                      bool* admin);
   void Dispatch(const httplib::Request& req, httplib::Response& res);
   void Handle(const httplib::Request& req, httplib::Response& res);
+  bool CorsOn() const {
+    return !options.cors_origins.empty() &&
+           (!options.cors_enabled || options.cors_enabled());
+  }
   bool IsPreflight(const httplib::Request& req) const;
   void AnswerPreflight(const httplib::Request& req, httplib::Response& res);
   bool OriginAllowed(const std::string& origin) const;
@@ -341,11 +350,15 @@ HttpServer::Impl::RouteMetrics& HttpServer::Impl::MetricsFor(
   return cache.emplace(key, m).first->second;
 }
 
-// Routing, the middlewares (authentication, rate limit) and the content
-// type: everything decided before a body byte is read. Throws HttpError.
+// Everything decided before a body byte is read: the screens (protected
+// mode, rate limit), then a CORS preflight (answered as it is: nullptr),
+// routing, the middlewares (authentication, scopes) and the content type.
+// Throws HttpError.
 const Route* HttpServer::Impl::Decide(
     const httplib::Request& req, httplib::Response& res,
-    std::map<std::string, std::string>* params, bool has_body) {
+    std::map<std::string, std::string>* params, bool has_body, bool* admin) {
+  for (const Screen& screen : screens) screen(req, res);
+  if (IsPreflight(req)) return nullptr;
   Router::Match m = router->Find(req.method, req.path);
   if (m.route == nullptr) {
     if (m.allowed_methods.empty()) {
@@ -359,9 +372,10 @@ const Route* HttpServer::Impl::Decide(
     throw e;
   }
   *params = std::move(m.params);
-  RequestContext ctx{req, res,    t_req.request_id, m.route->path_template,
-                     {},  nullptr};
+  RequestContext ctx{
+      req, res, t_req.request_id, m.route->path_template, {}, nullptr, false};
   for (const Middleware& mw : middlewares) mw(ctx, *m.route);
+  *admin = ctx.admin;
   CheckContentType(req, *m.route, has_body);
   return m.route;
 }
@@ -392,7 +406,7 @@ RequestHandler::Admission HttpServer::Impl::Admit(absl::string_view raw_head,
   httplib::Response res;
   std::map<std::string, std::string> params;
   try {
-    rec->route = Decide(req, res, &params, true);
+    rec->route = Decide(req, res, &params, true, &rec->admin);
   } catch (const HttpError& e) {
     rec->error = e;
   } catch (const std::exception& e) {
@@ -432,11 +446,7 @@ void HttpServer::Impl::Dispatch(const httplib::Request& req,
                                 httplib::Response& res) {
   ScopedLogRequestId log_id(t_req.request_id);
   try {
-    if (IsPreflight(req)) {
-      AnswerPreflight(req, res);
-    } else {
-      Handle(req, res);
-    }
+    Handle(req, res);
   } catch (const HttpError& e) {
     WriteError(res, e);
   } catch (const std::exception& e) {
@@ -450,36 +460,51 @@ void HttpServer::Impl::Dispatch(const httplib::Request& req,
   MaybeCompress(res);
 }
 
-// Routes the request (unless it was decided before its body was read),
-// runs the middlewares, the body checks and the handler. Throws HttpError.
+// Decides the request (unless that was done before its body was read),
+// then answers a preflight or runs the body checks and the handler.
+// Throws HttpError.
 void HttpServer::Impl::Handle(const httplib::Request& req,
                               httplib::Response& res) {
   std::map<std::string, std::string> params;
   const Route* route;
+  bool admin = false;
   if (t_req.admitted != nullptr) {
     const Admitted& a = *t_req.admitted;
+    admin = a.admin;
     for (const auto& [k, v] : a.headers) res.set_header(k, v);
     if (a.error.has_value()) throw *a.error;
-    Router::Match m = router->Find(req.method, req.path);
-    if (m.route != a.route) throw BadRequest("the request changed its route");
-    route = m.route;
-    params = std::move(m.params);
+    if (a.route == nullptr) {
+      route = nullptr;
+    } else {
+      Router::Match m = router->Find(req.method, req.path);
+      if (m.route != a.route) {
+        throw BadRequest("the request changed its route");
+      }
+      route = m.route;
+      params = std::move(m.params);
+    }
   } else {
-    route = Decide(req, res, &params, !req.body.empty());
+    route = Decide(req, res, &params, !req.body.empty(), &admin);
+  }
+  if (route == nullptr) {
+    AnswerPreflight(req, res);
+    return;
   }
   t_req.route = &route->path_template;
   t_req.streaming = route->streaming;
-  RequestContext ctx{req,    res,    t_req.request_id, route->path_template,
-                     params, nullptr};
+  RequestContext ctx{
+      req, res, t_req.request_id, route->path_template, params, nullptr, admin};
   ParseBody(ctx, *route);
   route->handler(ctx);
+  if (route->redact_for_non_admin && !ctx.admin && !res.body.empty()) {
+    res.body = route->redact_for_non_admin(res.body);
+  }
 }
 
 // A CORS preflight: OPTIONS naming the method the page wants to send. With
 // CORS off it is a plain OPTIONS (405 on a known path).
 bool HttpServer::Impl::IsPreflight(const httplib::Request& req) const {
-  return !options.cors_origins.empty() && req.method == "OPTIONS" &&
-         req.has_header("Origin") &&
+  return CorsOn() && req.method == "OPTIONS" && req.has_header("Origin") &&
          req.has_header("Access-Control-Request-Method");
 }
 
@@ -519,7 +544,7 @@ bool HttpServer::Impl::OriginAllowed(const std::string& origin) const {
 // one origin's answer to another.
 void HttpServer::Impl::AddCorsHeaders(const httplib::Request& req,
                                       httplib::Response& res) const {
-  if (options.cors_origins.empty()) return;
+  if (!CorsOn()) return;
   res.set_header("Vary", "Origin");
   std::string origin = req.get_header_value("Origin");
   if (!OriginAllowed(origin)) return;
@@ -570,7 +595,7 @@ httplib::Server::HandlerResponse HttpServer::Impl::PreRoute(
     std::map<std::string, std::string> params;
     try {
       ScopedLogRequestId log_id(t_req.request_id);
-      t_req.local.route = Decide(req, res, &params, true);
+      t_req.local.route = Decide(req, res, &params, true, &t_req.local.admin);
     } catch (const HttpError& e) {
       WriteError(res, e);
       return httplib::Server::HandlerResponse::Handled;
@@ -739,6 +764,8 @@ HttpServer::HttpServer(HttpServerOptions options, const Router* router,
 }
 
 HttpServer::~HttpServer() = default;
+
+void HttpServer::AddScreen(Screen s) { impl_->screens.push_back(std::move(s)); }
 
 void HttpServer::AddMiddleware(Middleware m) {
   impl_->middlewares.push_back(std::move(m));

@@ -50,7 +50,16 @@ struct HttpServerOptions {
   // each exactly as a browser sends Origin; "*" allows any origin. Default:
   // empty, no CORS headers at all.
   std::vector<std::string> cors_origins;
+  // Whether CORS is answered right now (false while protected mode is on);
+  // default: always.
+  std::function<bool()> cors_enabled;
 };
+
+// Runs first on every request, matched or not, before routing and before a
+// body byte is read; may throw HttpError and set response headers (protected
+// mode's Host and Origin checks, the rate limit of /api/*). Must not block
+// (it may run on the connection layer's loop).
+using Screen = std::function<void(const httplib::Request&, httplib::Response&)>;
 
 // Runs before the handler of every matched route; may throw HttpError
 // (authentication, rate limiting). CORS preflights are answered before any
@@ -70,7 +79,9 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // REQUIRES: before Bind.
+  // REQUIRES: before Bind. Screens run in the order added, then CORS
+  // preflights are answered, then routing, then middlewares.
+  void AddScreen(Screen s);
   void AddMiddleware(Middleware m);
 
   // Binds the listening socket. Error: kUnavailable naming the address.

@@ -29,6 +29,10 @@ struct RequestContext {
   std::map<std::string, std::string> params;  // path parameters
   // The parsed body: a JSON object, or null when the request had none.
   nlohmann::json body;
+  // The caller may see details (raw dependency errors, URL credentials,
+  // resolved addresses): it holds an admin key, or it is a client on this
+  // host while protected mode is on. Set by the authentication middleware.
+  bool admin = false;
 
   // Answers `status` with `j` as JSON.
   void Json(int status, const nlohmann::json& j);

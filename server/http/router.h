@@ -34,6 +34,9 @@ struct Route {
   std::function<void(RequestContext&)> handler;
   // A streaming route (SSE) is excluded from request-duration metrics.
   bool streaming = false;
+  // Applied to the response body for callers below admin (URL credentials,
+  // resolved addresses; CONTRACT section 8). Null: the body as it is.
+  std::function<std::string(const std::string&)> redact_for_non_admin = nullptr;
 };
 
 // Not thread-safe to build; Match is safe to call concurrently once built.

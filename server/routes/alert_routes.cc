@@ -45,14 +45,27 @@ constexpr absl::Duration kStreamAcquireTimeout = absl::Seconds(2);
 // SQL
 // ---------------------------------------------------------------------------
 
-// One alert `a` as a JSON object, with its delivery counts by status.
-const std::string& AlertJsonSql() {
-  static const std::string* sql = new std::string(absl::StrCat(
+// ALERT_CONTEXT_MAX_BYTES, for the SQL below (set once by AddAlertRoutes).
+int64_t g_context_max_bytes = 65536;
+
+// One alert `a` as a JSON object, with its delivery counts by status. With
+// `bounded`, a context larger than ALERT_CONTEXT_MAX_BYTES (one written by
+// SQL: the API refuses them) is shown as {"truncated": true, "bytes": N},
+// so a list page or a stream replay stays bounded by its length x the cap.
+std::string AlertJsonSql(bool bounded) {
+  std::string context =
+      bounded ? absl::StrCat(
+                    "CASE WHEN octet_length(a.context::text) > ",
+                    g_context_max_bytes,
+                    " THEN json_build_object('truncated', true, 'bytes', "
+                    "octet_length(a.context::text)) ELSE a.context::json END")
+              : std::string("a.context");
+  return absl::StrCat(
       "json_build_object('id', a.id, 'operation_type', a.operation_type, "
       "'severity', a.severity, 'message', a.message, 'status', a.status, "
-      "'context', a.context, 'created_at', ",
-      Rfc3339Sql("a.created_at"), ", 'updated_at', ",
-      Rfc3339Sql("a.updated_at"), ", 'acknowledged_at', ",
+      "'context', ",
+      context, ", 'created_at', ", Rfc3339Sql("a.created_at"),
+      ", 'updated_at', ", Rfc3339Sql("a.updated_at"), ", 'acknowledged_at', ",
       Rfc3339Sql("a.acknowledged_at"), ", 'resolved_at', ",
       Rfc3339Sql("a.resolved_at"),
       ", 'deliveries', (SELECT json_build_object("
@@ -62,8 +75,7 @@ const std::string& AlertJsonSql() {
       "'delivered', count(*) FILTER (WHERE q.delivery_status = 'delivered'), "
       "'failed', count(*) FILTER (WHERE q.delivery_status = 'failed'), "
       "'cancelled', count(*) FILTER (WHERE q.delivery_status = 'cancelled')) "
-      "FROM pggit.alert_delivery_queue q WHERE q.alert_id = a.id))"));
-  return *sql;
+      "FROM pggit.alert_delivery_queue q WHERE q.alert_id = a.id))");
 }
 
 // $1 status, $2 severity, $3 operation_type (NULL: any).
@@ -78,29 +90,32 @@ const std::string& ListSql() {
       "SELECT (SELECT count(*) FROM pggit.alerts a WHERE ", kListFilter,
       "), (SELECT coalesce(json_agg(p.item ORDER BY p.created_at DESC, "
       "p.id DESC), '[]') FROM (SELECT a.id, a.created_at, ",
-      AlertJsonSql(), " AS item FROM pggit.alerts a WHERE ", kListFilter,
+      AlertJsonSql(/*bounded=*/true), " AS item FROM pggit.alerts a WHERE ",
+      kListFilter,
       " ORDER BY a.created_at DESC, a.id DESC LIMIT $4::bigint "
       "OFFSET $5::bigint) p)"));
   return *sql;
 }
 
 // The alerts `a` that `where` selects, as JSON, in id order.
-std::string AlertsWhereSql(absl::string_view where) {
-  return absl::StrCat("SELECT ", AlertJsonSql(), " FROM pggit.alerts a WHERE ",
-                      where, " ORDER BY a.id");
+std::string AlertsWhereSql(absl::string_view where, bool bounded) {
+  return absl::StrCat("SELECT ", AlertJsonSql(bounded),
+                      " FROM pggit.alerts a WHERE ", where, " ORDER BY a.id");
 }
 
 // $1: ids.
-const std::string& ByIdsSql() {
-  static const std::string* sql =
-      new std::string(AlertsWhereSql("a.id = ANY($1::bigint[])"));
-  return *sql;
+const std::string& ByIdsSql(bool bounded) {
+  static const std::string* full =
+      new std::string(AlertsWhereSql("a.id = ANY($1::bigint[])", false));
+  static const std::string* short_context =
+      new std::string(AlertsWhereSql("a.id = ANY($1::bigint[])", true));
+  return bounded ? *short_context : *full;
 }
 
 // At most $2 alerts after $1 (a Last-Event-ID), oldest first.
 const std::string& AfterIdSql() {
   static const std::string* sql = new std::string(
-      AlertsWhereSql("a.id > $1::bigint") + " LIMIT $2::bigint");
+      AlertsWhereSql("a.id > $1::bigint", true) + " LIMIT $2::bigint");
   return *sql;
 }
 
@@ -298,7 +313,7 @@ std::string ListKey(const ListQuery& q) {
                   {"list", status, severity, op, limit, offset});
 }
 
-// The path parameter: an integer (else 422); ids that cannot exist are 404.
+// The path parameter: digits (else 422); ids that name no alert are 404.
 int64_t ParseId(const std::string& text) {
   if (text == "acknowledge" || text == "resolve") {
     HttpError e(405, "METHOD_NOT_ALLOWED",
@@ -307,12 +322,7 @@ int64_t ParseId(const std::string& text) {
     e.headers.emplace_back("Allow", "POST");
     throw e;
   }
-  int64_t id = 0;
-  if (!absl::SimpleAtoi(text, &id)) {
-    throw Validation(absl::StrCat("id: must be an integer alert id (got ",
-                                  Quoted(text), ")"));
-  }
-  return id;
+  return ParseResourceId(text, "alert");
 }
 
 // A JSON value without NUL characters anywhere (PostgreSQL's jsonb cannot
@@ -338,7 +348,7 @@ std::string StringField(const std::string& name, const json& v) {
   return v.get<std::string>();
 }
 
-AlertInput ParseAlertBody(const json& body) {
+AlertInput ParseAlertBody(const json& body, int64_t context_max_bytes) {
   AlertInput in;
   bool has_op = false, has_severity = false, has_message = false;
   for (const auto& [name, value] : body.items()) {
@@ -358,6 +368,12 @@ AlertInput ParseAlertBody(const json& body) {
         throw Validation("context: must not contain NUL characters");
       }
       in.context_json = DumpJson(value);
+      if (static_cast<int64_t>(in.context_json.size()) > context_max_bytes) {
+        throw Validation(absl::StrCat(
+            "context: ", in.context_json.size(),
+            " bytes serialized, more than ALERT_CONTEXT_MAX_BYTES (",
+            context_max_bytes, ")"));
+      }
     } else {
       throw Validation(absl::StrCat(
           "unknown field '", name,
@@ -424,12 +440,13 @@ json ListAlerts(ConnectionPool* pool, const ListQuery& q) {
           {"offset", q.offset}};
 }
 
-// The alerts among `ids` that exist, in id order.
+// The alerts among `ids` that exist, in id order (`bounded`: see
+// AlertJsonSql).
 absl::StatusOr<std::vector<json>> AlertsByIds(
-    ConnectionPool* pool, const std::vector<int64_t>& ids,
+    ConnectionPool* pool, const std::vector<int64_t>& ids, bool bounded,
     std::optional<absl::Duration> wait = std::nullopt) {
   absl::StatusOr<QueryResult> r =
-      Run(pool, ByIdsSql(), {ArrayLiteral(ids)}, wait);
+      Run(pool, ByIdsSql(bounded), {ArrayLiteral(ids)}, wait);
   if (!r.ok()) return r.status();
   std::vector<json> out;
   for (const auto& row : r->rows) out.push_back(JsonCell(row.at(0)));
@@ -437,7 +454,7 @@ absl::StatusOr<std::vector<json>> AlertsByIds(
 }
 
 json GetAlert(ConnectionPool* pool, int64_t id) {
-  absl::StatusOr<std::vector<json>> found = AlertsByIds(pool, {id});
+  absl::StatusOr<std::vector<json>> found = AlertsByIds(pool, {id}, false);
   if (!found.ok()) throw FromStatus(found.status());
   if (found->empty()) throw NotFound(absl::StrCat("alert ", id, " not found"));
   return found->front();
@@ -448,7 +465,8 @@ json GetAlert(ConnectionPool* pool, int64_t id) {
 // ---------------------------------------------------------------------------
 
 void CreateAlert(RequestContext& ctx, AppContext* app) {
-  AlertInput in = ParseAlertBody(ctx.body);
+  AlertInput in =
+      ParseAlertBody(ctx.body, app->config->alert_context_max_bytes);
   absl::StatusOr<int64_t> id = EnqueueAlert(app->pool, in);
   if (!id.ok()) throw FromStatus(id.status());
   app->reads->InvalidateAfterWrite(
@@ -456,7 +474,7 @@ void CreateAlert(RequestContext& ctx, AppContext* app) {
   // The trigger's NOTIFY wakes every engine; this one needs no round trip.
   if (app->engine != nullptr) app->engine->Wake();
   ctx.res.set_header("Location", absl::StrCat("/api/v1/alerts/", *id));
-  absl::StatusOr<std::vector<json>> made = AlertsByIds(app->pool, {*id});
+  absl::StatusOr<std::vector<json>> made = AlertsByIds(app->pool, {*id}, false);
   if (made.ok() && !made->empty()) {
     ctx.Json(201, made->front());
     return;
@@ -512,6 +530,7 @@ SseEvent AlertEvent(const json& alert) {
 
 // At most kMaxReplay alerts with an id above `after`, oldest first.
 constexpr int64_t kMaxReplay = 100;
+constexpr size_t kMaxReplayBytes = 1 << 20;
 absl::StatusOr<std::vector<json>> AlertsAfter(ConnectionPool* pool,
                                               int64_t after) {
   absl::StatusOr<QueryResult> r =
@@ -560,7 +579,7 @@ std::vector<SseEvent> RenderAlertEvents(
   }
   if (!ids.empty()) {
     absl::StatusOr<std::vector<json>> found =
-        AlertsByIds(pool, ids, kStreamAcquireTimeout);
+        AlertsByIds(pool, ids, true, kStreamAcquireTimeout);
     if (!found.ok()) {
       Log::Warning("alert stream: alerts not read; sending ids only",
                    {{"error", std::string(found.status().message())}});
@@ -595,7 +614,17 @@ std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool,
                  {{"error", std::string(missed.status().message())}});
     return events;
   }
-  for (const json& a : *missed) events.push_back(AlertEvent(a));
+  // Bounded in events (kMaxReplay) and bytes (kMaxReplayBytes, contexts
+  // over ALERT_CONTEXT_MAX_BYTES already shown as markers): a client
+  // reconnecting with an old id gets the oldest of what it missed up to
+  // those bounds; GET /api/v1/alerts has the rest.
+  size_t bytes = 0;
+  for (const json& a : *missed) {
+    SseEvent e = AlertEvent(a);
+    bytes += e.data.size();
+    if (bytes > kMaxReplayBytes) break;
+    events.push_back(std::move(e));
+  }
   return events;
 }
 
@@ -698,6 +727,7 @@ struct AlertStream {
 }  // namespace
 
 void AddAlertRoutes(Router* router, AppContext* app) {
+  g_context_max_bytes = app->config->alert_context_max_bytes;
   router->Add({"GET", "/api/v1/alerts", BodyPolicy::kNone, Scope::kRead,
                [app](RequestContext& ctx) {
                  ListQuery q = ParseListQuery(ctx.req);

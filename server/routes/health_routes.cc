@@ -43,14 +43,16 @@ void AddHealthRoutes(Router* router, AppContext* app) {
          ctx.Json(200,
                   {{"status", "ready"}, {"timestamp", Rfc3339(absl::Now())}});
        }});
-  router->Add({"GET", "/health/deep", BodyPolicy::kNone, Scope::kPublic,
-               [app](RequestContext& ctx) {
-                 HealthReport report = app->health->Run();
-                 int status =
-                     report.status == HealthStatus::kUnhealthy ? 503 : 200;
-                 ctx.res.status = status;
-                 ctx.res.set_content(report.ToJson(), "application/json");
-               }});
+  router->Add(
+      {"GET", "/health/deep", BodyPolicy::kNone, Scope::kPublic,
+       [app](RequestContext& ctx) {
+         HealthReport report = app->health->Run();
+         int status = report.status == HealthStatus::kUnhealthy ? 503 : 200;
+         ctx.res.status = status;
+         // Raw dependency errors (hosts, ports, user names) only
+         // for admin callers; everyone sees the error codes.
+         ctx.res.set_content(report.ToJson(ctx.admin), "application/json");
+       }});
   Scope metrics_scope =
       app->config->metrics_require_key ? Scope::kRead : Scope::kPublic;
   router->Add({"GET", "/metrics", BodyPolicy::kNone, metrics_scope,

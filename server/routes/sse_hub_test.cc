@@ -70,7 +70,7 @@ struct Client {
       while (send(hub_fd, blob.data(), blob.size(), MSG_DONTWAIT) > 0) {
       }
     }
-    RequestContext ctx{req, res, id, route, {}, nullptr};
+    RequestContext ctx{req, res, id, route, {}, nullptr, false};
     ScopedStreamHandOffForTesting seam([this](StreamAdopter adopt) {
       adopt(std::make_unique<PairSocket>(hub_fd, closed),
             "HTTP/1.1 200 OK\r\n\r\n");
@@ -196,7 +196,7 @@ TEST_CASE("SseHub: a refused hand-over gives the slot back") {
   httplib::Request req;
   httplib::Response res;
   std::string id = "x", route = "/stream";
-  RequestContext ctx{req, res, id, route, {}, nullptr};
+  RequestContext ctx{req, res, id, route, {}, nullptr, false};
   ScopedStreamHandOffForTesting seam([](StreamAdopter) { return false; });
   CHECK_THROWS_AS(hub.Serve(ctx), HttpError);
   CHECK(hub.open_streams() == 0);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -13,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "pggitops/delivery_queue.h"
 #include "server/http/errors.h"
 
 namespace pggitops::server {
@@ -83,7 +85,7 @@ bool Bool(const json& v, const std::string& field) {
   return v.get<bool>();
 }
 
-std::string Url(const json& v) {
+std::string Url(const json& v, bool allow_private_targets) {
   std::string url = String(v, "url", 1, 2048);
   std::string lower = absl::AsciiStrToLower(url);
   absl::string_view rest;
@@ -110,6 +112,8 @@ std::string Url(const json& v) {
   if (host.empty() || host[0] == ':') {
     throw Validation("url: must name a host");
   }
+  absl::Status target = CheckWebhookTargetHost(url, allow_private_targets);
+  if (!target.ok()) throw Validation(std::string(target.message()));
   return url;
 }
 
@@ -169,7 +173,8 @@ int64_t JsonInteger(const json& value, const std::string& field, int64_t min,
   return n;
 }
 
-WebhookWrite ParseWebhookBody(const json& body, WebhookBodyMode mode) {
+WebhookWrite ParseWebhookBody(const json& body, WebhookBodyMode mode,
+                              bool allow_private_targets) {
   if (!body.is_object()) throw BadRequest("the body must be a JSON object");
   WebhookWrite w;
   auto add = [&w](std::string column, std::string sql,
@@ -180,7 +185,7 @@ WebhookWrite ParseWebhookBody(const json& body, WebhookBodyMode mode) {
     if (field == "name") {
       add("name", "$::text", String(v, "name", 1, 255));
     } else if (field == "url") {
-      add("url", "$::text", Url(v));
+      add("url", "$::text", Url(v, allow_private_targets));
     } else if (field == "description") {
       if (v.is_null()) {
         add("description", "$::text", std::nullopt);
@@ -253,14 +258,67 @@ WebhookWrite ParseWebhookBody(const json& body, WebhookBodyMode mode) {
   return w;
 }
 
-int64_t ParseWebhookId(const std::string& text) {
-  int64_t id = 0;
-  bool digits = !text.empty() && text.size() <= 19 &&
-                std::all_of(text.begin(), text.end(), absl::ascii_isdigit);
-  if (!digits || !absl::SimpleAtoi(text, &id) || id <= 0) {
-    throw NotFound(absl::StrCat("webhook ", text, " not found"));
+namespace {
+
+// The end of the JSON string value that starts at body[from] (after its
+// opening quote): the index of its closing quote.
+size_t StringEnd(const std::string& body, size_t from) {
+  size_t i = from;
+  while (i < body.size() && body[i] != '"') i += body[i] == '\\' ? 2 : 1;
+  return std::min(i, body.size());
+}
+
+}  // namespace
+
+std::string MaskForNonAdmin(const std::string& body) {
+  static constexpr absl::string_view kRefused = "target address refused: ";
+  struct Cut {
+    size_t begin, end;  // body[begin, end) is replaced
+    absl::string_view with;
+  };
+  std::vector<Cut> cuts;
+  // URL credentials: "url":"scheme://user:pass@host..." in webhook bodies.
+  for (size_t at = body.find("\"url\":\""); at != std::string::npos;
+       at = body.find("\"url\":\"", at + 1)) {
+    size_t begin = at + 7;
+    absl::string_view value(body.data() + begin,
+                            StringEnd(body, begin) - begin);
+    size_t scheme = value.find("://");
+    if (scheme == absl::string_view::npos) continue;
+    size_t authority_end = value.find_first_of("/?#", scheme + 3);
+    if (authority_end == absl::string_view::npos) authority_end = value.size();
+    size_t sign = value.rfind('@', authority_end);
+    if (sign == absl::string_view::npos || sign < scheme + 3) continue;
+    size_t colon = value.find(':', scheme + 3);
+    size_t user_end = colon < sign ? colon : sign;
+    cuts.push_back({begin + user_end, begin + sign, ":***"});
   }
-  return id;
+  // Resolved addresses of refused targets, in errors of deliveries.
+  for (size_t at = body.find(kRefused.data(), 0, kRefused.size());
+       at != std::string::npos;
+       at = body.find(kRefused.data(), at + 1, kRefused.size())) {
+    size_t begin = at + kRefused.size();
+    size_t is = body.find(" is ", begin);
+    if (is == std::string::npos || is > StringEnd(body, begin)) continue;
+    cuts.push_back({begin, is, "(address hidden)"});
+  }
+  if (cuts.empty()) return body;
+  std::sort(cuts.begin(), cuts.end(),
+            [](const Cut& a, const Cut& b) { return a.begin < b.begin; });
+  std::string out;
+  size_t copied = 0;
+  for (const Cut& c : cuts) {
+    if (c.begin < copied) continue;
+    out.append(body, copied, c.begin - copied);
+    out.append(c.with.data(), c.with.size());
+    copied = c.end;
+  }
+  out.append(body, copied, std::string::npos);
+  return out;
+}
+
+int64_t ParseWebhookId(const std::string& text) {
+  return ParseResourceId(text, "webhook");
 }
 
 namespace {

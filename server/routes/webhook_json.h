@@ -40,12 +40,22 @@ enum class WebhookBodyMode {
 // Validates a webhook body (a JSON object). Throws 422 VALIDATION_ERROR
 // naming the first bad field ("retry_policy.max_retries: ...") for an
 // unknown or read-only field, a wrong type, a value out of range or (create)
-// a missing required field.
-WebhookWrite ParseWebhookBody(const nlohmann::json& body, WebhookBodyMode mode);
+// a missing required field. Unless `allow_private_targets`, a url whose host
+// is literally a private, loopback or link-local address, or localhost, is
+// refused (422 url; CONTRACT section 8).
+WebhookWrite ParseWebhookBody(const nlohmann::json& body, WebhookBodyMode mode,
+                              bool allow_private_targets = true);
 
-// A path id: a positive bigint in decimal. Anything else cannot name a
-// webhook and throws 404 RESOURCE_NOT_FOUND.
+// A path id: decimal digits that fit a bigint; anything else throws 422
+// VALIDATION_ERROR (malformed ids are 422 everywhere, unknown ids 404).
 int64_t ParseWebhookId(const std::string& text);
+
+// The body as a caller below admin may see it: the password of a URL's
+// userinfo ("https://user:***@host/") and the address a refused delivery
+// resolved to ("target address refused: (address hidden) is private") are
+// masked. Returns the body unchanged when there is nothing to mask (the
+// common case costs one scan).
+std::string MaskForNonAdmin(const std::string& body);
 
 // limit (default 20, 1 to 100) and offset (default 0, not negative) of a
 // list request; 422 otherwise.

@@ -15,9 +15,10 @@ using nlohmann::json;
 
 // The detail of the HttpError `body` raises, or "" when it is accepted.
 std::string Refusal(const json& body,
-                    WebhookBodyMode mode = WebhookBodyMode::kUpdate) {
+                    WebhookBodyMode mode = WebhookBodyMode::kUpdate,
+                    bool allow_private_targets = true) {
   try {
-    ParseWebhookBody(body, mode);
+    ParseWebhookBody(body, mode, allow_private_targets);
     return "";
   } catch (const HttpError& e) {
     CHECK(e.status() == 422);
@@ -99,16 +100,60 @@ TEST_CASE("each bad field is named") {
 TEST_CASE("path ids: positive bigints only, else 404") {
   CHECK(ParseWebhookId("42") == 42);
   CHECK(ParseWebhookId("9223372036854775807") == 9223372036854775807LL);
-  for (const char* bad : {"", "0", "-1", "+1", "1.0", "abc", " 1", "1e3",
+  CHECK(ParseWebhookId("0") == 0);  // well-formed: its lookup is 404
+  for (const char* bad : {"", "-1", "+1", "1.0", "abc", " 1", "1e3",
                           "9223372036854775808", "00000000000000000001"}) {
     CAPTURE(bad);
     try {
       ParseWebhookId(bad);
       FAIL("accepted");
     } catch (const HttpError& e) {
-      CHECK(e.status() == 404);
+      CHECK(e.status() == 422);  // malformed ids are 422 everywhere
+      CHECK(std::string(e.what()).find("id: must be a positive integer") == 0);
     }
   }
+}
+
+TEST_CASE("MaskForNonAdmin: URL passwords and refused addresses") {
+  const std::string plain =
+      R"({"items":[{"url":"https://hooks.example.com/a"}]})";
+  CHECK(MaskForNonAdmin(plain) == plain);
+  CHECK(MaskForNonAdmin(R"({"url":"https://user:pw@h.example/x","b":1})") ==
+        R"({"url":"https://user:***@h.example/x","b":1})");
+  CHECK(MaskForNonAdmin(R"({"url":"https://u:p@ss@h.example/x"})") ==
+        R"({"url":"https://u:***@h.example/x"})");
+  CHECK(MaskForNonAdmin(R"({"url":"https://token@h.example/x"})") ==
+        R"({"url":"https://token:***@h.example/x"})");
+  CHECK(MaskForNonAdmin(R"({"url":"https://h.example/a@b"})") ==
+        R"({"url":"https://h.example/a@b"})");  // '@' in the path
+  CHECK(
+      MaskForNonAdmin(
+          R"x({"last_error":"refused_target: target address refused: )x"
+          R"x(10.1.2.3 is private (WEBHOOK_ALLOW_PRIVATE_TARGETS is off)"})x") ==
+      R"x({"last_error":"refused_target: target address refused: )x"
+      R"x((address hidden) is private (WEBHOOK_ALLOW_PRIVATE_TARGETS is off)"})x");
+  // Both kinds in one body, in either order.
+  const std::string both =
+      R"({"error":"target address refused: ::1 is loopback",)"
+      R"("url":"http://a:b@h.example/"})";
+  CHECK(MaskForNonAdmin(both) ==
+        R"({"error":"target address refused: (address hidden) is loopback",)"
+        R"("url":"http://a:***@h.example/"})");
+}
+
+TEST_CASE("ParseWebhookBody: literal private targets refused unless allowed") {
+  for (const char* url :
+       {"http://127.0.0.1/x", "http://localhost:8080/", "http://10.0.0.1/",
+        "http://[::1]/", "http://169.254.169.254/", "http://2130706433/",
+        "http://127.1/", "http://x.localhost/", "http://u:p@192.168.1.1/"}) {
+    CAPTURE(url);
+    json body = {{"name", "n"}, {"url", url}};
+    CHECK(Refusal(body, WebhookBodyMode::kCreate, false).find("url:") == 0);
+    CHECK_NOTHROW(ParseWebhookBody(body, WebhookBodyMode::kCreate, true));
+  }
+  CHECK_NOTHROW(
+      ParseWebhookBody({{"name", "n"}, {"url", "https://hooks.example.com/x"}},
+                       WebhookBodyMode::kCreate, false));
 }
 
 TEST_CASE("secrets: whsec_ and base64 of 24 random bytes") {

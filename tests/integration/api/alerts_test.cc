@@ -376,7 +376,7 @@ TEST_CASE("alerts: bad input answers 4xx naming the problem, changes nothing") {
       {"GET", "/api/v1/alerts/abc", "", "", 422, "id"},
       {"GET", "/api/v1/alerts/acknowledge", "", "", 405, "POST"},
       {"GET", "/api/v1/alerts/99999999", "", "", 404, "99999999"},
-      {"GET", "/api/v1/alerts/-3", "", "", 404, "-3"},
+      {"GET", "/api/v1/alerts/-3", "", "", 422, "id"},  // malformed
       {"DELETE", "/api/v1/alerts/" + id, "", "", 405, "DELETE"},
       {"PUT", "/api/v1/alerts", j, "{" + ok_fields + "}", 405, "PUT"},
   };

@@ -460,14 +460,15 @@ TEST_CASE("bad input: a clear 4xx and the database unchanged") {
       {"PUT", pa, R"({"ssl_verify": 1})", 422, "ssl_verify"},
       {"PATCH", pa, "", 400, ""},
       {"PATCH", "/api/v1/webhooks/999999999", R"({"name": "z"})", 404, ""},
-      {"PUT", "/api/v1/webhooks/abc", R"({"name": "z"})", 404, ""},
-      {"PATCH", "/api/v1/webhooks/-1", R"({"name": "z"})", 404, ""},
+      // Malformed ids are 422 naming "id"; well-formed unknown ones 404.
+      {"PUT", "/api/v1/webhooks/abc", R"({"name": "z"})", 422, "id"},
+      {"PATCH", "/api/v1/webhooks/-1", R"({"name": "z"})", 422, "id"},
       {"PATCH", "/api/v1/webhooks/0", R"({"name": "z"})", 404, ""},
       {"PATCH", "/api/v1/webhooks/99999999999999999999", R"({"name": "z"})",
-       404, ""},
+       422, "id"},
       // DELETE, test, retry-pending
       {"DELETE", "/api/v1/webhooks/999999999", "", 404, ""},
-      {"DELETE", "/api/v1/webhooks/1x", "", 404, ""},
+      {"DELETE", "/api/v1/webhooks/1x", "", 422, "id"},
       {"POST", "/api/v1/webhooks/999999999/test", "", 404, ""},
       {"POST", "/api/v1/webhooks/retry-pending", R"({"webhook_id": 999999999})",
        404, ""},
@@ -508,11 +509,14 @@ TEST_CASE("bad input: a clear 4xx and the database unchanged") {
     CAPTURE(path);
     CheckError(Get(path), 422, "VALIDATION_ERROR");
   }
-  for (const char* path :
-       {"/api/v1/webhooks/999999999", "/api/v1/webhooks/abc",
-        "/api/v1/webhooks/999999999/deliveries", "/api/v1/webhooks/1.5"}) {
+  for (const char* path : {"/api/v1/webhooks/999999999",
+                           "/api/v1/webhooks/999999999/deliveries"}) {
     CAPTURE(path);
     CheckError(Get(path), 404, "RESOURCE_NOT_FOUND");
+  }
+  for (const char* path : {"/api/v1/webhooks/abc", "/api/v1/webhooks/1.5"}) {
+    CAPTURE(path);
+    CheckError(Get(path), 422, "VALIDATION_ERROR");
   }
   // A method the path does not have.
   auto m = E().Client().Post(Path(a).c_str(), "{}", "application/json");

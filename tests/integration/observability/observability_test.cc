@@ -54,6 +54,9 @@ Daemon::Options Observed(const std::string& db) {
            {"REDIS_TIMEOUT", "0.2"},
            {"DATABASE_CONNECT_TIMEOUT", "2"},
            {"DATABASE_POOL_TIMEOUT", "2"},
+           // Every /api/* request counts, 404s included: a burst that the
+           // traffic below never spends.
+           {"RATE_LIMIT_BURST", "1000"},
            {"API_LOG_LEVEL", "WARNING"}};
   return o;
 }
