@@ -70,7 +70,11 @@ absl::StatusOr<CompletionResult> CompleteBatch(
     const std::vector<Completed>& batch, const BreakerParams& params,
     absl::BitGenRef gen);
 
-// Extends the leases of `ids` still held by `owner`; returns those ids.
+// Extends the leases of `ids` still held by `owner` and returns the ids
+// that are no longer held by `owner` (another engine took them after the
+// lease ran out, or they ended). Rows locked at that moment (a batch of
+// completions recording them) are skipped, not waited for, so renewal and
+// completion never deadlock; they are renewed next time if still held.
 absl::StatusOr<std::vector<int64_t>> RenewLeases(
     PooledConnection& lease, const std::string& owner,
     const std::vector<int64_t>& ids, absl::Duration duration);
