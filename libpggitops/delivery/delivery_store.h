@@ -30,10 +30,17 @@ struct ClaimRequest {
   std::string owner;  // lease_owner
   absl::Duration lease;
   int limit = 100;  // rows to lock and look at
+  // Rows of one webhook this engine may have claimed and not yet attempted
+  // to the end (queued or in flight).
   int per_webhook_limit = 16;
-  absl::flat_hash_map<int64_t, int> held;  // rows this engine holds
-  std::vector<int64_t> skip_webhooks;      // saturated here: not claimed
+  // How many more rows of a webhook may be leased, for webhooks this engine
+  // has rows of (per_webhook_limit for the others).
+  absl::flat_hash_map<int64_t, int> room;
+  std::vector<int64_t> skip_webhooks;  // no room: not even looked at
   absl::Duration park;
+  // Also grant half-open probes and take back expired leases (the engine
+  // asks for this about once a second, not on every claim).
+  bool maintenance = true;
 };
 
 struct ClaimResult {
@@ -48,10 +55,13 @@ struct ClaimResult {
   std::vector<int64_t> capped_webhooks;
 };
 
-// One claim transaction: grants half-open probes (one row per webhook whose
-// open period is over), makes rows with an expired lease pending again,
-// locks up to `limit` due rows (SKIP LOCKED), and leases the ones PlanClaim
-// picks, returning them with their webhook and alert.
+// A claim. With `maintenance`, first one transaction that grants half-open
+// probes (one row per webhook whose open period is over, leased at once)
+// and makes rows with an expired lease pending again. Then one statement
+// locks up to `limit` due rows (SKIP LOCKED) and leases those PlanClaim
+// would attempt, returning them with their webhook and alert; the others
+// are deferred, parked or cancelled as PlanClaim says (autocommit
+// statements, only while still pending).
 absl::StatusOr<ClaimResult> ClaimDue(PooledConnection& lease,
                                      const ClaimRequest& request);
 

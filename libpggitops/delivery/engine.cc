@@ -32,6 +32,9 @@ BreakerParams BreakerFrom(const DeliveryOptions& o) {
 
 // How long finished attempts may wait to be recorded together.
 constexpr absl::Duration kFlushDelay = absl::Milliseconds(10);
+// Probes and expired leases are looked for at most this often (and on
+// every poll when the engine is idle).
+constexpr absl::Duration kMaintenanceEvery = absl::Seconds(1);
 
 // Shortest of the time limits the workers wait on.
 absl::Duration Until(absl::Time now, absl::Time t) {
@@ -110,6 +113,7 @@ absl::Status DeliveryEngineImpl::Start() {
   phase_ = Phase::kRunning;
   counters_.running = true;
   next_poll_ = env_->MonotonicNow();
+  next_maintenance_ = next_poll_;
   for (int i = 0; i < options_.workers; ++i) {
     threads_.emplace_back([this] { WorkerLoop(); });
   }
@@ -199,8 +203,14 @@ void DeliveryEngineImpl::Claim() {
   ClaimRequest req;
   {
     absl::MutexLock lock(&mu_);
+    const absl::Time now = env_->MonotonicNow();
     wake_ = false;
-    next_poll_ = env_->MonotonicNow() + options_.poll_interval;
+    next_poll_ = now + options_.poll_interval;
+    req.maintenance = now >= next_maintenance_;
+    if (req.maintenance) {
+      next_maintenance_ =
+          now + std::min(kMaintenanceEvery, options_.poll_interval);
+    }
     req.owner = owner_;
     req.lease = options_.lease;
     req.limit = std::min(options_.batch_size,
@@ -208,8 +218,11 @@ void DeliveryEngineImpl::Claim() {
     req.per_webhook_limit = per_webhook_held_;
     req.park = options_.park_interval;
     for (const auto& [id, l] : local_) {
-      req.held[id] = l.held;
-      if (l.held >= per_webhook_held_) req.skip_webhooks.push_back(id);
+      if (l.held >= per_webhook_held_) {
+        req.skip_webhooks.push_back(id);
+      } else if (l.held > 0) {
+        req.room[id] = per_webhook_held_ - l.held;
+      }
     }
   }
   absl::StatusOr<PooledConnection> lease = Lease(options_.poll_interval);

@@ -144,6 +144,8 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   bool claiming_ ABSL_GUARDED_BY(mu_) = false;
   bool last_claim_full_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_poll_ ABSL_GUARDED_BY(mu_);
+  // When the next claim also grants probes and reclaims expired leases.
+  absl::Time next_maintenance_ ABSL_GUARDED_BY(mu_);
   absl::Time flush_retry_at_ ABSL_GUARDED_BY(mu_);
   absl::Time first_completion_at_ ABSL_GUARDED_BY(mu_);
   int flush_failures_ ABSL_GUARDED_BY(mu_) = 0;
