@@ -74,7 +74,7 @@ void DeliveryEngineImpl::RenewHeldLeases() {
     for (Job& j : l.ready) {
       if (lost.count(j.delivery_id) != 0) {
         held_.erase(j.delivery_id);
-        --l.held;
+        Dequeue(webhook, &l);
       } else {
         keep.push_back(std::move(j));
       }
@@ -197,6 +197,7 @@ void DeliveryEngineImpl::StopEverything(absl::Time deadline) {
     held_.clear();
     local_.clear();
     ring_.clear();
+    queued_ = 0;
     completions_.clear();
     in_flight_ = 0;
   }
