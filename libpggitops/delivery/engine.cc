@@ -218,7 +218,7 @@ absl::StatusOr<PooledConnection> DeliveryEngineImpl::Lease(
   return pool_->Acquire(timeout);
 }
 
-ClaimRequest DeliveryEngineImpl::PrepareClaim() {
+ClaimRequest DeliveryEngineImpl::PrepareClaim(bool* refill_only_out) {
   ClaimRequest req;
   const absl::Time now = env_->MonotonicNow();
   // A claim only to top up webhooks that drained to half (nothing new was
@@ -226,6 +226,7 @@ ClaimRequest DeliveryEngineImpl::PrepareClaim() {
   // their room, so it does not lock rows it would leave.
   const bool refill_only =
       !last_claim_full_ && now < next_poll_ && !(wake_ && now >= quiet_until_);
+  *refill_only_out = refill_only;
   if (!refill_only) {
     wake_ = false;
     next_poll_ = now + options_.poll_interval;
@@ -265,23 +266,28 @@ ClaimRequest DeliveryEngineImpl::PrepareClaim() {
 }
 
 void DeliveryEngineImpl::AfterClaim(const ClaimRequest& req,
-                                    const ClaimResult& result) {
+                                    const ClaimResult& result,
+                                    bool refill_only) {
   claim_failures_ = 0;
   for (int64_t id : req.skip_webhooks) saturated_.insert(id);
   for (int64_t id : result.capped_webhooks) saturated_.insert(id);
-  bool room_left = false;  // a webhook just leased from can take more
-  for (const Job& j : result.jobs) {
-    auto it = local_.find(j.webhook_id);
-    const bool full =
-        it != local_.end() && it->second.queued >= per_webhook_held_;
-    // Filled to its limit by a full claim: it probably has more due rows.
-    if (full && result.examined >= req.limit) saturated_.insert(j.webhook_id);
-    room_left = room_left || !full;
+  absl::flat_hash_map<int64_t, int> leased;
+  for (const Job& j : result.jobs) ++leased[j.webhook_id];
+  bool room_left = false;  // a webhook leased from got less than its room
+  for (const auto& [id, n] : leased) {
+    auto it = req.room.find(id);
+    if (n >= (it != req.room.end() ? it->second : req.per_webhook_limit)) {
+      saturated_.insert(id);  // filled up: it may well have more due rows
+    } else {
+      room_left = true;
+    }
   }
   // A full claim may have left due rows: claim again at once, unless they
-  // are rows of saturated webhooks (then their draining calls for more).
-  last_claim_full_ = result.examined >= req.limit && req.limit > 0 &&
-                     result.capped_webhooks.empty() && room_left;
+  // are rows of saturated webhooks (then their draining calls for more) or
+  // this was a top-up.
+  last_claim_full_ = !refill_only && result.examined >= req.limit &&
+                     req.limit > 0 && result.capped_webhooks.empty() &&
+                     room_left;
   if (result.jobs.empty() && !req.skip_webhooks.empty()) {
     quiet_until_ = env_->MonotonicNow() + kQuietAfterIdleClaim;
   }
@@ -300,9 +306,10 @@ void DeliveryEngineImpl::AfterClaim(const ClaimRequest& req,
 
 void DeliveryEngineImpl::Claim() {
   ClaimRequest req;
+  bool refill_only = false;
   {
     absl::MutexLock lock(&mu_);
-    req = PrepareClaim();
+    req = PrepareClaim(&refill_only);
   }
   absl::StatusOr<PooledConnection> lease = Lease(options_.poll_interval);
   absl::StatusOr<ClaimResult> result =
@@ -333,7 +340,7 @@ void DeliveryEngineImpl::Claim() {
         back.emplace_back(j.delivery_id, std::nullopt);
     } else {
       AddJobs(result->jobs);
-      AfterClaim(req, *result);
+      AfterClaim(req, *result, refill_only);
       start = TakeStartable();
     }
   }

@@ -98,9 +98,11 @@ class DeliveryEngineImpl final : public DeliveryEngine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeForget(int64_t webhook_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Claim();
-  ClaimRequest PrepareClaim() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AfterClaim(const ClaimRequest& req, const ClaimResult& result)
+  // *refill_only: a top-up of webhooks that drained to half, nothing else.
+  ClaimRequest PrepareClaim(bool* refill_only)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AfterClaim(const ClaimRequest& req, const ClaimResult& result,
+                  bool refill_only) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Flush(std::vector<Completed> batch);
   void AfterFlush(const std::vector<Completed>& batch,
                   const CompletionPlan& plan, HandBackList* back)
