@@ -281,27 +281,27 @@ RETURNING )sql",
   return jobs;
 }
 
-// The claim's housekeeping, in one transaction: half-open probes granted
-// and leased, expired leases of other engines made pending again.
-absl::Status ClaimMaintenance(PooledConnection& lease, const ClaimRequest& req,
-                              ClaimResult* result) {
+}  // namespace
+
+absl::StatusOr<ClaimResult> GrantProbesAndReclaim(PooledConnection& lease,
+                                                  const ClaimRequest& req) {
+  ClaimResult out;
   Txn txn(lease);
   if (absl::Status s = txn.Begin(); !s.ok()) return s;
   absl::StatusOr<std::vector<int64_t>> probes = GrantProbes(lease, req.lease);
   if (!probes.ok()) return probes.status();
-  result->probes = static_cast<int>(probes->size());
+  out.probes = static_cast<int>(probes->size());
   absl::StatusOr<int> reclaimed = ReclaimExpired(lease);
   if (!reclaimed.ok()) return reclaimed.status();
-  result->reclaimed = *reclaimed;
+  out.reclaimed = *reclaimed;
   if (!probes->empty()) {
     absl::StatusOr<std::vector<Job>> jobs = LeaseRows(lease, *probes, req);
     if (!jobs.ok()) return jobs.status();
-    result->jobs = *std::move(jobs);
+    out.jobs = *std::move(jobs);
   }
-  return txn.Commit();
+  if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  return out;
 }
-
-}  // namespace
 
 std::string IntArray(const std::vector<int64_t>& ids) {
   return absl::StrCat("{", absl::StrJoin(ids, ","), "}");
@@ -310,11 +310,6 @@ std::string IntArray(const std::vector<int64_t>& ids) {
 absl::StatusOr<ClaimResult> ClaimDue(PooledConnection& lease,
                                      const ClaimRequest& req) {
   ClaimResult result;
-  if (req.maintenance) {
-    if (absl::Status s = ClaimMaintenance(lease, req, &result); !s.ok()) {
-      return s;
-    }
-  }
   absl::StatusOr<Claimed> claimed = ClaimAndLease(lease, req);
   if (!claimed.ok()) return claimed.status();
   result.examined = claimed->examined;
@@ -322,7 +317,6 @@ absl::StatusOr<ClaimResult> ClaimDue(PooledConnection& lease,
   // the rows just leased as held.
   absl::flat_hash_map<int64_t, int> held;
   for (const auto& [id, n] : req.room) held[id] = req.per_webhook_limit - n;
-  for (const Job& j : result.jobs) ++held[j.webhook_id];
   for (const Job& j : claimed->jobs) ++held[j.webhook_id];
   ClaimPlan plan =
       PlanClaim(claimed->rest, held, req.per_webhook_limit, claimed->now);
@@ -333,7 +327,7 @@ absl::StatusOr<ClaimResult> ClaimDue(PooledConnection& lease,
   result.parked = static_cast<int>(plan.park.size());
   result.cancelled = static_cast<int>(plan.cancel.size());
   result.capped_webhooks = plan.capped;
-  for (Job& j : claimed->jobs) result.jobs.push_back(std::move(j));
+  result.jobs = std::move(claimed->jobs);
   return result;
 }
 

@@ -38,9 +38,6 @@ struct ClaimRequest {
   absl::flat_hash_map<int64_t, int> room;
   std::vector<int64_t> skip_webhooks;  // no room: not even looked at
   absl::Duration park;
-  // Also grant half-open probes and take back expired leases (the engine
-  // asks for this about once a second, not on every claim).
-  bool maintenance = true;
 };
 
 struct ClaimResult {
@@ -55,15 +52,20 @@ struct ClaimResult {
   std::vector<int64_t> capped_webhooks;
 };
 
-// A claim. With `maintenance`, first one transaction that grants half-open
-// probes (one row per webhook whose open period is over, leased at once)
-// and makes rows with an expired lease pending again. Then one statement
-// locks up to `limit` due rows (SKIP LOCKED) and leases those PlanClaim
-// would attempt, returning them with their webhook and alert; the others
-// are deferred, parked or cancelled as PlanClaim says (autocommit
-// statements, only while still pending).
+// A claim: one statement locks up to `limit` due rows (SKIP LOCKED) and
+// leases those PlanClaim would attempt, returning them with their webhook
+// and alert; the others are deferred, parked or cancelled as PlanClaim says
+// (autocommit statements, only while still pending).
 absl::StatusOr<ClaimResult> ClaimDue(PooledConnection& lease,
                                      const ClaimRequest& request);
+
+// The claims' housekeeping, one transaction, which the engine runs about
+// once a second: grants half-open probes (one due row of each active
+// webhook whose open period is over, leased to `request.owner` and
+// returned in `jobs`) and makes rows whose lease expired pending again
+// (counted in `reclaimed`).
+absl::StatusOr<ClaimResult> GrantProbesAndReclaim(PooledConnection& lease,
+                                                  const ClaimRequest& request);
 
 struct CompletionResult {
   CompletionPlan plan;

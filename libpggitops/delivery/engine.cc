@@ -218,7 +218,8 @@ absl::StatusOr<PooledConnection> DeliveryEngineImpl::Lease(
   return pool_->Acquire(timeout);
 }
 
-ClaimRequest DeliveryEngineImpl::PrepareClaim(bool* refill_only_out) {
+ClaimRequest DeliveryEngineImpl::PrepareClaim(bool* refill_only_out,
+                                              bool* maintenance) {
   ClaimRequest req;
   const absl::Time now = env_->MonotonicNow();
   // A claim only to top up webhooks that drained to half (nothing new was
@@ -231,8 +232,8 @@ ClaimRequest DeliveryEngineImpl::PrepareClaim(bool* refill_only_out) {
     wake_ = false;
     next_poll_ = now + options_.poll_interval;
   }
-  req.maintenance = now >= next_maintenance_;
-  if (req.maintenance) {
+  *maintenance = now >= next_maintenance_;
+  if (*maintenance) {
     next_maintenance_ =
         now + std::min(kMaintenanceEvery, options_.poll_interval);
   }
@@ -307,9 +308,10 @@ void DeliveryEngineImpl::AfterClaim(const ClaimRequest& req,
 void DeliveryEngineImpl::Claim() {
   ClaimRequest req;
   bool refill_only = false;
+  bool maintenance = false;
   {
     absl::MutexLock lock(&mu_);
-    req = PrepareClaim(&refill_only);
+    req = PrepareClaim(&refill_only, &maintenance);
   }
   absl::StatusOr<PooledConnection> lease = Lease(options_.poll_interval);
   absl::StatusOr<ClaimResult> result =
@@ -341,6 +343,34 @@ void DeliveryEngineImpl::Claim() {
     } else {
       AddJobs(result->jobs);
       AfterClaim(req, *result, refill_only);
+      start = TakeStartable();
+    }
+  }
+  StartJobs(std::move(start));
+  if (!back.empty()) HandBackRows(back, absl::Seconds(5));
+  // After the rows claimed are on their way, so it never delays them.
+  if (maintenance && back.empty()) Maintain(&*lease, req);
+}
+
+void DeliveryEngineImpl::Maintain(PooledConnection* lease,
+                                  const ClaimRequest& req) {
+  absl::StatusOr<ClaimResult> result = GrantProbesAndReclaim(*lease, req);
+  std::vector<Job> start;
+  HandBackList back;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!result.ok()) {
+      Log::Warning("delivery: granting probes and reclaiming leases failed",
+                   {{"error", std::string(result.status().message())}});
+      return;
+    }
+    if (result->reclaimed > 0) wake_ = true;  // claimable again
+    counters_.claimed_total += static_cast<int64_t>(result->jobs.size());
+    if (phase_ != Phase::kRunning) {
+      for (const Job& j : result->jobs)
+        back.emplace_back(j.delivery_id, std::nullopt);
+    } else {
+      AddJobs(result->jobs);
       start = TakeStartable();
     }
   }

@@ -99,8 +99,10 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   void MaybeForget(int64_t webhook_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Claim();
   // *refill_only: a top-up of webhooks that drained to half, nothing else.
-  ClaimRequest PrepareClaim(bool* refill_only)
+  // *maintenance: probes and expired leases are due too (Maintain).
+  ClaimRequest PrepareClaim(bool* refill_only, bool* maintenance)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Maintain(PooledConnection* lease, const ClaimRequest& req);
   void AfterClaim(const ClaimRequest& req, const ClaimResult& result,
                   bool refill_only) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Flush(std::vector<Completed> batch);
