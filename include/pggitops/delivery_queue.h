@@ -275,7 +275,10 @@ struct PGGITOPS_EXPORT DeliveryOptions {
   int workers = 2;
   // Range: 1 to 100000. Default: 256 (WEBHOOK_MAX_IN_FLIGHT).
   int max_in_flight = 256;
-  // Range: 1 to 10000. Default: 8 (WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT).
+  // Attempts to one webhook at once, by this engine (another instance has
+  // its own). Bounds one webhook's rate to about this / its response time
+  // (docs/delivery.md, "Sizing the per-endpoint cap"). Range: 1 to 10000.
+  // Default: 8 (WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT).
   int max_in_flight_per_endpoint = 8;
   // Rows claimed (and completed) per statement. Range: 1 to 10000.
   // Default: 100 (WEBHOOK_BATCH_SIZE).

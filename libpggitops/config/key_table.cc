@@ -181,7 +181,8 @@ std::vector<KeySpec> BuildTable() {
           "concurrent deliveries overall"),
       Int("WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT",
           &C::webhook_max_in_flight_per_endpoint, 1, 10000,
-          "concurrent deliveries to one webhook"),
+          "concurrent deliveries to one webhook, per instance (sizing: "
+          "docs/delivery.md)"),
       Int("WEBHOOK_BATCH_SIZE", &C::webhook_batch_size, 1, 10000,
           "deliveries claimed at once"),
       Seconds("WEBHOOK_POLL_INTERVAL", &C::webhook_poll_interval, 0.01, 3600,

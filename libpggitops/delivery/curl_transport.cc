@@ -411,6 +411,8 @@ void CurlTransportImpl::Run() {
     }
     for (auto& [callback, response] : done) callback(std::move(response));
     if (stopping && running_.empty()) break;
+    // Finished transfers freed slots that queued ones may take at once.
+    if (!stopping && !done.empty() && waiting_count_ > 0) continue;
     int wait_ms = 1000;
     if (stopping) {
       wait_ms = static_cast<int>(std::clamp<int64_t>(

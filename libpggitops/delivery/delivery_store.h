@@ -30,9 +30,13 @@ struct ClaimRequest {
   std::string owner;  // lease_owner
   absl::Duration lease;
   int limit = 100;  // rows to lock and look at
+  // Rows of one webhook this engine may have claimed and not yet attempted
+  // to the end (queued or in flight).
   int per_webhook_limit = 16;
-  absl::flat_hash_map<int64_t, int> held;  // rows this engine holds
-  std::vector<int64_t> skip_webhooks;      // saturated here: not claimed
+  // How many more rows of a webhook may be leased, for webhooks this engine
+  // has rows of (per_webhook_limit for the others).
+  absl::flat_hash_map<int64_t, int> room;
+  std::vector<int64_t> skip_webhooks;  // no room: not even looked at
   absl::Duration park;
 };
 
@@ -48,12 +52,20 @@ struct ClaimResult {
   std::vector<int64_t> capped_webhooks;
 };
 
-// One claim transaction: grants half-open probes (one row per webhook whose
-// open period is over), makes rows with an expired lease pending again,
-// locks up to `limit` due rows (SKIP LOCKED), and leases the ones PlanClaim
-// picks, returning them with their webhook and alert.
+// A claim: one statement locks up to `limit` due rows (SKIP LOCKED) and
+// leases those PlanClaim would attempt, returning them with their webhook
+// and alert; the others are deferred, parked or cancelled as PlanClaim says
+// (autocommit statements, only while still pending).
 absl::StatusOr<ClaimResult> ClaimDue(PooledConnection& lease,
                                      const ClaimRequest& request);
+
+// The claims' housekeeping, one transaction, which the engine runs about
+// once a second: grants half-open probes (one due row of each active
+// webhook whose open period is over, leased to `request.owner` and
+// returned in `jobs`) and makes rows whose lease expired pending again
+// (counted in `reclaimed`).
+absl::StatusOr<ClaimResult> GrantProbesAndReclaim(PooledConnection& lease,
+                                                  const ClaimRequest& request);
 
 struct CompletionResult {
   CompletionPlan plan;
@@ -70,7 +82,11 @@ absl::StatusOr<CompletionResult> CompleteBatch(
     const std::vector<Completed>& batch, const BreakerParams& params,
     absl::BitGenRef gen);
 
-// Extends the leases of `ids` still held by `owner`; returns those ids.
+// Extends the leases of `ids` still held by `owner` and returns the ids
+// that are no longer held by `owner` (another engine took them after the
+// lease ran out, or they ended). Rows locked at that moment (a batch of
+// completions recording them) are skipped, not waited for, so renewal and
+// completion never deadlock; they are renewed next time if still held.
 absl::StatusOr<std::vector<int64_t>> RenewLeases(
     PooledConnection& lease, const std::string& owner,
     const std::vector<int64_t>& ids, absl::Duration duration);

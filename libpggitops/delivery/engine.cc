@@ -32,6 +32,12 @@ BreakerParams BreakerFrom(const DeliveryOptions& o) {
 
 // How long finished attempts may wait to be recorded together.
 constexpr absl::Duration kFlushDelay = absl::Milliseconds(10);
+// Notifications wait this long after a claim that found nothing it could
+// take (only rows of webhooks at their limit here).
+constexpr absl::Duration kQuietAfterIdleClaim = absl::Milliseconds(50);
+// Probes and expired leases are looked for at most this often (and on
+// every poll when the engine is idle).
+constexpr absl::Duration kMaintenanceEvery = absl::Seconds(1);
 
 // Shortest of the time limits the workers wait on.
 absl::Duration Until(absl::Time now, absl::Time t) {
@@ -110,6 +116,8 @@ absl::Status DeliveryEngineImpl::Start() {
   phase_ = Phase::kRunning;
   counters_.running = true;
   next_poll_ = env_->MonotonicNow();
+  quiet_until_ = next_poll_;
+  next_maintenance_ = next_poll_;
   for (int i = 0; i < options_.workers; ++i) {
     threads_.emplace_back([this] { WorkerLoop(); });
   }
@@ -127,13 +135,27 @@ void DeliveryEngineImpl::Wake() {
 }
 
 bool DeliveryEngineImpl::CanClaim() const {
-  return phase_ == Phase::kRunning && !claiming_ &&
-         static_cast<int>(held_.size()) < max_held_;
+  if (phase_ != Phase::kRunning || claiming_) return false;
+  // Claim when at least half a batch fits, so claims stay batches; and not
+  // while many finished attempts wait to be recorded (the database is
+  // slow or down).
+  const int room = max_held_ - queued_;
+  const int unrecorded = static_cast<int>(held_.size()) - queued_;
+  return room >= std::max(1, std::min(options_.batch_size, max_held_) / 2) &&
+         unrecorded < max_held_;
 }
 
 bool DeliveryEngineImpl::ClaimDueNow() const {
-  return CanClaim() &&
-         (wake_ || last_claim_full_ || env_->MonotonicNow() >= next_poll_);
+  if (!CanClaim()) return false;
+  const absl::Time now = env_->MonotonicNow();
+  return !refilling_.empty() || last_claim_full_ || now >= next_poll_ ||
+         (wake_ && now >= quiet_until_);
+}
+
+absl::Time DeliveryEngineImpl::NextWakeAt() const {
+  absl::Time t = std::min(next_poll_, FlushDueAt());
+  if (wake_) t = std::min(t, quiet_until_);
+  return t;
 }
 
 absl::Time DeliveryEngineImpl::FlushDueAt() const {
@@ -161,14 +183,18 @@ void DeliveryEngineImpl::WorkerLoop() {
       while (!has_work()) {
         const absl::Time now = env_->MonotonicNow();
         const absl::Duration wait =
-            std::clamp(Until(now, std::min(next_poll_, FlushDueAt())),
-                       absl::Milliseconds(1), options_.poll_interval);
+            std::clamp(Until(now, NextWakeAt()), absl::Milliseconds(1),
+                       options_.poll_interval);
         mu_.AwaitWithTimeout(absl::Condition(&has_work), wait);
         last_cycle_ = env_->MonotonicNow();
       }
       last_cycle_ = env_->MonotonicNow();
       if (stop_threads_) return;
-      if (env_->MonotonicNow() >= FlushDueAt()) {
+      // Claims first: they keep the senders fed; the other workers record.
+      if (ClaimDueNow()) {
+        claim = true;
+        claiming_ = true;
+      } else {
         const size_t n =
             std::min<size_t>(completions_.size(), options_.batch_size);
         for (size_t i = 0; i < n; ++i) {
@@ -177,9 +203,6 @@ void DeliveryEngineImpl::WorkerLoop() {
         }
         first_completion_at_ = env_->MonotonicNow();
         ++flushing_;
-      } else {
-        claim = true;
-        claiming_ = true;
       }
     }
     if (claim) {
@@ -195,22 +218,101 @@ absl::StatusOr<PooledConnection> DeliveryEngineImpl::Lease(
   return pool_->Acquire(timeout);
 }
 
+ClaimRequest DeliveryEngineImpl::PrepareClaim(bool* refill_only_out,
+                                              bool* maintenance) {
+  ClaimRequest req;
+  const absl::Time now = env_->MonotonicNow();
+  // A claim only to top up webhooks that drained to half (nothing new was
+  // announced, the last claim was not full, no poll is due) asks for just
+  // their room, so it does not lock rows it would leave.
+  const bool refill_only =
+      !last_claim_full_ && now < next_poll_ && !(wake_ && now >= quiet_until_);
+  *refill_only_out = refill_only;
+  if (!refill_only) {
+    wake_ = false;
+    next_poll_ = now + options_.poll_interval;
+  }
+  *maintenance = now >= next_maintenance_;
+  if (*maintenance) {
+    next_maintenance_ =
+        now + std::min(kMaintenanceEvery, options_.poll_interval);
+  }
+  req.owner = owner_;
+  req.lease = options_.lease;
+  req.limit = std::min(options_.batch_size, max_held_ - queued_);
+  req.per_webhook_limit = per_webhook_held_;
+  req.park = options_.park_interval;
+  // Webhooks at their limit, and saturated ones not due for a top-up, are
+  // skipped: the scan looks past their due rows for other webhooks'.
+  for (const auto& [id, l] : local_) {
+    if (l.queued >= per_webhook_held_ || saturated_.count(id) != 0) {
+      req.skip_webhooks.push_back(id);
+    } else if (l.queued > 0) {
+      req.room[id] = per_webhook_held_ - l.queued;
+    }
+  }
+  for (int64_t id : saturated_) {
+    if (local_.count(id) == 0) req.skip_webhooks.push_back(id);
+  }
+  if (refill_only) {
+    int room = 0;
+    for (int64_t id : refilling_) {
+      auto it = req.room.find(id);
+      room += it != req.room.end() ? it->second : per_webhook_held_;
+    }
+    req.limit = std::min(req.limit, std::max(room, 1));
+  }
+  refilling_.clear();
+  return req;
+}
+
+void DeliveryEngineImpl::AfterClaim(const ClaimRequest& req,
+                                    const ClaimResult& result,
+                                    bool refill_only) {
+  claim_failures_ = 0;
+  ++counters_.claim_cycles_total;
+  for (int64_t id : req.skip_webhooks) saturated_.insert(id);
+  for (int64_t id : result.capped_webhooks) saturated_.insert(id);
+  absl::flat_hash_map<int64_t, int> leased;
+  for (const Job& j : result.jobs) ++leased[j.webhook_id];
+  bool room_left = false;  // a webhook leased from got less than its room
+  for (const auto& [id, n] : leased) {
+    auto it = req.room.find(id);
+    if (n >= (it != req.room.end() ? it->second : req.per_webhook_limit)) {
+      saturated_.insert(id);  // filled up: it may well have more due rows
+    } else {
+      room_left = true;
+    }
+  }
+  // A full claim may have left due rows: claim again at once, unless they
+  // are rows of saturated webhooks (then their draining calls for more) or
+  // this was a top-up.
+  last_claim_full_ = !refill_only && result.examined >= req.limit &&
+                     req.limit > 0 && result.capped_webhooks.empty() &&
+                     room_left;
+  if (result.jobs.empty() && !req.skip_webhooks.empty()) {
+    quiet_until_ = env_->MonotonicNow() + kQuietAfterIdleClaim;
+  }
+  // Saturated webhooks that drained to half while we claimed.
+  for (auto it = saturated_.begin(); it != saturated_.end();) {
+    auto l = local_.find(*it);
+    if (l == local_.end() || l->second.queued <= per_webhook_held_ / 2) {
+      refilling_.insert(*it);
+      saturated_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  counters_.claimed_total += static_cast<int64_t>(result.jobs.size());
+}
+
 void DeliveryEngineImpl::Claim() {
   ClaimRequest req;
+  bool refill_only = false;
+  bool maintenance = false;
   {
     absl::MutexLock lock(&mu_);
-    wake_ = false;
-    next_poll_ = env_->MonotonicNow() + options_.poll_interval;
-    req.owner = owner_;
-    req.lease = options_.lease;
-    req.limit = std::min(options_.batch_size,
-                         max_held_ - static_cast<int>(held_.size()));
-    req.per_webhook_limit = per_webhook_held_;
-    req.park = options_.park_interval;
-    for (const auto& [id, l] : local_) {
-      req.held[id] = l.held;
-      if (l.held >= per_webhook_held_) req.skip_webhooks.push_back(id);
-    }
+    req = PrepareClaim(&refill_only, &maintenance);
   }
   absl::StatusOr<PooledConnection> lease = Lease(options_.poll_interval);
   absl::StatusOr<ClaimResult> result =
@@ -235,23 +337,41 @@ void DeliveryEngineImpl::Claim() {
                     {"retry_in", absl::FormatDuration(retry)}});
       return;
     }
-    claim_failures_ = 0;
-    ++counters_.claim_cycles_total;
-    // A full batch may mean more due rows, unless the rows were left
-    // because of the per-webhook cap (then draining wakes us, below).
-    last_claim_full_ = result->examined >= req.limit && req.limit > 0 &&
-                       result->capped_webhooks.empty();
-    // Webhooks with more due rows than we may hold: claim again once they
-    // have drained to half (see Release).
-    for (int64_t id : req.skip_webhooks) saturated_.insert(id);
-    for (int64_t id : result->capped_webhooks) saturated_.insert(id);
-    counters_.claimed_total += static_cast<int64_t>(result->jobs.size());
     if (phase_ != Phase::kRunning) {
       // Shutdown began while claiming: give the rows straight back.
       for (const Job& j : result->jobs)
         back.emplace_back(j.delivery_id, std::nullopt);
     } else {
-      AddJobs(std::move(result->jobs));
+      AddJobs(result->jobs);
+      AfterClaim(req, *result, refill_only);
+      start = TakeStartable();
+    }
+  }
+  StartJobs(std::move(start));
+  if (!back.empty()) HandBackRows(back, absl::Seconds(5));
+  // After the rows claimed are on their way, so it never delays them.
+  if (maintenance && back.empty()) Maintain(&*lease, req);
+}
+
+void DeliveryEngineImpl::Maintain(PooledConnection* lease,
+                                  const ClaimRequest& req) {
+  absl::StatusOr<ClaimResult> result = GrantProbesAndReclaim(*lease, req);
+  std::vector<Job> start;
+  HandBackList back;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!result.ok()) {
+      Log::Warning("delivery: granting probes and reclaiming leases failed",
+                   {{"error", std::string(result.status().message())}});
+      return;
+    }
+    if (result->reclaimed > 0) wake_ = true;  // claimable again
+    counters_.claimed_total += static_cast<int64_t>(result->jobs.size());
+    if (phase_ != Phase::kRunning) {
+      for (const Job& j : result->jobs)
+        back.emplace_back(j.delivery_id, std::nullopt);
+    } else {
+      AddJobs(result->jobs);
       start = TakeStartable();
     }
   }
@@ -259,13 +379,14 @@ void DeliveryEngineImpl::Claim() {
   if (!back.empty()) HandBackRows(back, absl::Seconds(5));
 }
 
-void DeliveryEngineImpl::AddJobs(std::vector<Job> jobs) {
-  for (Job& j : jobs) {
+void DeliveryEngineImpl::AddJobs(const std::vector<Job>& jobs) {
+  for (const Job& j : jobs) {
     if (held_.count(j.delivery_id) != 0) continue;  // already ours
     held_[j.delivery_id] = j.webhook_id;
     WebhookLocal& l = local_[j.webhook_id];
-    ++l.held;
-    l.ready.push_back(std::move(j));
+    ++l.queued;
+    ++queued_;
+    l.ready.push_back(j);
     if (!l.in_ring) {
       l.in_ring = true;
       ring_.push_back(l.ready.back().webhook_id);
@@ -273,20 +394,29 @@ void DeliveryEngineImpl::AddJobs(std::vector<Job> jobs) {
   }
 }
 
+void DeliveryEngineImpl::Dequeue(int64_t webhook_id, WebhookLocal* l) {
+  --l->queued;
+  --queued_;
+  if (l->queued <= per_webhook_held_ / 2 && saturated_.erase(webhook_id) != 0) {
+    refilling_.insert(webhook_id);  // it has more due rows: claim ahead
+  }
+}
+
+void DeliveryEngineImpl::MaybeForget(int64_t webhook_id) {
+  auto it = local_.find(webhook_id);
+  if (it == local_.end()) return;
+  const WebhookLocal& l = it->second;
+  if (l.queued <= 0 && l.in_flight == 0 && l.ready.empty() && !l.in_ring) {
+    local_.erase(it);
+  }
+}
+
 void DeliveryEngineImpl::Release(int64_t delivery_id) {
   auto it = held_.find(delivery_id);
   if (it == held_.end()) return;
   const int64_t webhook = it->second;
-  auto l = local_.find(webhook);
   held_.erase(it);
-  if (l == local_.end()) return;
-  if (l->second.held - 1 <= per_webhook_held_ / 2 &&
-      saturated_.erase(webhook) != 0) {
-    wake_ = true;  // it had more due rows than we could take
-  }
-  if (--l->second.held <= 0 && !l->second.in_ring && l->second.in_flight == 0) {
-    local_.erase(l);
-  }
+  MaybeForget(webhook);
 }
 
 DeliveryEngineImpl::HandBackList DeliveryEngineImpl::DropReady(
@@ -298,8 +428,10 @@ DeliveryEngineImpl::HandBackList DeliveryEngineImpl::DropReady(
   ready.swap(it->second.ready);
   for (const Job& j : ready) {
     back.emplace_back(j.delivery_id, until);
-    Release(j.delivery_id);
+    held_.erase(j.delivery_id);
+    Dequeue(webhook_id, &it->second);
   }
+  MaybeForget(webhook_id);
   return back;
 }
 

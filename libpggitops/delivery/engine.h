@@ -29,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "libpggitops/delivery/breaker.h"
 #include "libpggitops/delivery/delivery_metrics.h"
+#include "libpggitops/delivery/delivery_store.h"
 #include "libpggitops/delivery/planner.h"
 #include "pggitops/delivery_queue.h"
 #include "pggitops/pg_listener.h"
@@ -76,7 +77,9 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   struct WebhookLocal {
     std::deque<Job> ready;  // claimed, not started
     int in_flight = 0;
-    int held = 0;  // leased rows: ready + in flight + not yet recorded
+    // ready + in flight: what the per-webhook claim limit counts. A
+    // finished attempt frees its place at once, before it is recorded.
+    int queued = 0;
     bool in_ring = false;
   };
   using HandBackList =
@@ -88,13 +91,26 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   // When the queued completions should be recorded (InfiniteFuture: none).
   absl::Time FlushDueAt() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CanClaim() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // When the workers must look again even if nothing else happens.
+  absl::Time NextWakeAt() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets one queued row of `l` (started attempts end in OnAttemptDone).
+  void Dequeue(int64_t webhook_id, WebhookLocal* l)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeForget(int64_t webhook_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Claim();
+  // *refill_only: a top-up of webhooks that drained to half, nothing else.
+  // *maintenance: probes and expired leases are due too (Maintain).
+  ClaimRequest PrepareClaim(bool* refill_only, bool* maintenance)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Maintain(PooledConnection* lease, const ClaimRequest& req);
+  void AfterClaim(const ClaimRequest& req, const ClaimResult& result,
+                  bool refill_only) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Flush(std::vector<Completed> batch);
   void AfterFlush(const std::vector<Completed>& batch,
                   const CompletionPlan& plan, HandBackList* back)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Release(int64_t delivery_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AddJobs(std::vector<Job> jobs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddJobs(const std::vector<Job>& jobs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HandBackList DropReady(int64_t webhook_id, std::optional<absl::Time> until)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<PooledConnection> Lease(absl::Duration timeout);
@@ -118,8 +134,8 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   Env* const env_;
   const BreakerParams breaker_;
   const std::string owner_;
-  const int per_webhook_held_;  // rows of one webhook held at most
-  const int max_held_;          // rows held at most
+  const int per_webhook_held_;  // rows of one webhook queued at most
+  const int max_held_;          // rows queued (all webhooks) at most
   std::unique_ptr<PgListener> owned_listener_;
   PgListener* const listener_;
   std::unique_ptr<WebhookTransport> owned_transport_;
@@ -133,17 +149,26 @@ class DeliveryEngineImpl final : public DeliveryEngine {
   bool stop_threads_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<int64_t, WebhookLocal> local_ ABSL_GUARDED_BY(mu_);
   std::deque<int64_t> ring_ ABSL_GUARDED_BY(mu_);  // webhooks with ready
-  // Webhooks whose due rows exceeded what we may hold at the last claims.
+  // Webhooks whose due rows exceeded what we may queue at the last claims.
   absl::flat_hash_set<int64_t> saturated_ ABSL_GUARDED_BY(mu_);
-  // Every row this engine leases: delivery id -> webhook id.
+  // Every row this engine leases (queued, in flight, or finished and not
+  // yet recorded): delivery id -> webhook id.
   absl::flat_hash_map<int64_t, int64_t> held_ ABSL_GUARDED_BY(mu_);
+  int queued_ ABSL_GUARDED_BY(mu_) = 0;  // sum of WebhookLocal::queued
   std::deque<Completed> completions_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int flushing_ ABSL_GUARDED_BY(mu_) = 0;
-  bool wake_ ABSL_GUARDED_BY(mu_) = true;
+  bool wake_ ABSL_GUARDED_BY(mu_) = true;  // a notification arrived
+  // Saturated webhooks that drained to half their limit: claim ahead.
+  absl::flat_hash_set<int64_t> refilling_ ABSL_GUARDED_BY(mu_);
   bool claiming_ ABSL_GUARDED_BY(mu_) = false;
   bool last_claim_full_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_poll_ ABSL_GUARDED_BY(mu_);
+  // After a claim that found only rows of saturated webhooks, notifications
+  // wait until then (each such claim scans their due rows in vain).
+  absl::Time quiet_until_ ABSL_GUARDED_BY(mu_);
+  // When the next claim also grants probes and reclaims expired leases.
+  absl::Time next_maintenance_ ABSL_GUARDED_BY(mu_);
   absl::Time flush_retry_at_ ABSL_GUARDED_BY(mu_);
   absl::Time first_completion_at_ ABSL_GUARDED_BY(mu_);
   int flush_failures_ ABSL_GUARDED_BY(mu_) = 0;

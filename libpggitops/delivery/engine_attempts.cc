@@ -79,7 +79,12 @@ void DeliveryEngineImpl::OnAttemptDone(Job job, absl::Time started_at,
     absl::MutexLock lock(&mu_);
     --in_flight_;
     auto it = local_.find(job.webhook_id);
-    if (it != local_.end()) --it->second.in_flight;
+    if (it != local_.end()) {
+      // The slot and the place in the claim limit are free now; the row
+      // stays held (leased) until its outcome is recorded.
+      --it->second.in_flight;
+      Dequeue(job.webhook_id, &it->second);
+    }
     if (completions_.empty()) first_completion_at_ = env_->MonotonicNow();
     completions_.push_back({std::move(job), std::move(response), started_at});
     if (phase_ == Phase::kRunning) start = TakeStartable();

@@ -56,25 +56,25 @@ void DeliveryEngineImpl::RenewHeldLeases() {
   }
   if (ids.empty()) return;
   absl::StatusOr<PooledConnection> lease = Lease(options_.lease / 3);
-  absl::StatusOr<std::vector<int64_t>> kept =
+  absl::StatusOr<std::vector<int64_t>> lost_ids =
       lease.ok() ? RenewLeases(*lease, owner_, ids, options_.lease)
                  : absl::StatusOr<std::vector<int64_t>>(lease.status());
-  if (!kept.ok()) {
+  if (!lost_ids.ok()) {
     Log::Warning("delivery: lease renewal failed",
-                 {{"error", std::string(kept.status().message())}});
+                 {{"error", std::string(lost_ids.status().message())}});
     return;
   }
-  const absl::flat_hash_set<int64_t> asked(ids.begin(), ids.end());
-  const absl::flat_hash_set<int64_t> still(kept->begin(), kept->end());
+  if (lost_ids->empty()) return;
+  const absl::flat_hash_set<int64_t> lost(lost_ids->begin(), lost_ids->end());
   absl::MutexLock lock(&mu_);
   // Rows taken over by another engine (our lease had run out) that have
   // not started here are dropped: the other engine delivers them.
   for (auto& [webhook, l] : local_) {
     std::deque<Job> keep;
     for (Job& j : l.ready) {
-      if (asked.count(j.delivery_id) != 0 && still.count(j.delivery_id) == 0) {
+      if (lost.count(j.delivery_id) != 0) {
         held_.erase(j.delivery_id);
-        --l.held;
+        Dequeue(webhook, &l);
       } else {
         keep.push_back(std::move(j));
       }
@@ -197,6 +197,7 @@ void DeliveryEngineImpl::StopEverything(absl::Time deadline) {
     held_.clear();
     local_.clear();
     ring_.clear();
+    queued_ = 0;
     completions_.clear();
     in_flight_ = 0;
   }

@@ -27,11 +27,17 @@ absl::StatusOr<std::vector<int64_t>> RenewLeases(
   if (ids.empty()) return std::vector<int64_t>{};
   absl::StatusOr<QueryResult> r = lease.Query(
       R"sql(
-UPDATE pggit.alert_delivery_queue
-   SET lease_expires_at = now() + make_interval(secs => $3::float8)
- WHERE id = ANY ($1::bigint[]) AND lease_owner = $2
-   AND delivery_status = 'in_progress'
-RETURNING id)sql",
+WITH renewed AS (
+  UPDATE pggit.alert_delivery_queue q
+     SET lease_expires_at = now() + make_interval(secs => $3::float8)
+   WHERE q.id IN (SELECT id FROM pggit.alert_delivery_queue
+                   WHERE id = ANY ($1::bigint[]) AND lease_owner = $2
+                     AND delivery_status = 'in_progress'
+                     FOR UPDATE SKIP LOCKED))
+SELECT x.id FROM unnest($1::bigint[]) AS x(id)
+ WHERE NOT EXISTS (SELECT 1 FROM pggit.alert_delivery_queue q
+                    WHERE q.id = x.id AND q.lease_owner = $2
+                      AND q.delivery_status = 'in_progress'))sql",
       {IntArray(ids), owner, Seconds(duration)});
   if (!r.ok()) return r.status();
   std::vector<int64_t> out;

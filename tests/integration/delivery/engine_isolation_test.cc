@@ -70,6 +70,53 @@ TEST_CASE("engine: every fast delivery lands before the first slow one ends") {
               "'slow'") == slow_done);
 }
 
+TEST_CASE("engine: one slow attempt does not hold its endpoint's other slot") {
+  const std::string dsn = MigratedDatabase("engine_slot_refill");
+  constexpr auto kHang = milliseconds(8000);
+  Receiver rx([&](const Received&, int n) {
+    Receiver::Reply r;
+    if (n == 1) r.delay = kHang;  // the first attempt hangs
+    return r;
+  });
+  const int64_t w =
+      AddWebhook(dsn, "one", rx.url(), {{"timeout_seconds", "20"}});
+  constexpr int kAlerts = 40;
+  for (int i = 0; i < kAlerts; ++i) AddAlert(dsn);
+  auto pool = MakePool(dsn);
+  DeliveryOptions o = TestOptions(dsn);
+  o.lease = absl::Seconds(30);
+  o.max_in_flight_per_endpoint = 2;
+  o.batch_size = 10;  // the webhook's rows take several claims
+  auto engine = StartEngine(pool.get(), o);
+  // Everything else flows through the second slot, and is recorded, while
+  // the first attempt still hangs.
+  REQUIRE(WaitFor([&] { return rx.count() == kAlerts; }, seconds(7)));
+  REQUIRE(WaitFor(
+      [&] {
+        return Count(dsn,
+                     "SELECT count(*) FROM alert_delivery_queue WHERE "
+                     "delivery_status = 'delivered'") == kAlerts - 1;
+      },
+      seconds(7)));
+  const std::vector<Received> got = rx.requests();
+  CHECK(got.back().at < got.front().at + kHang);
+  CHECK(Count(dsn,
+              "SELECT count(*) FROM alert_delivery_queue WHERE "
+              "delivery_status = 'in_progress' AND webhook_id = " +
+                  std::to_string(w)) == 1);
+  CHECK(rx.max_concurrent() == 2);  // a cap, still
+  // The slow one lands too.
+  REQUIRE(WaitFor(
+      [&] {
+        return Count(dsn,
+                     "SELECT count(*) FROM alert_delivery_queue WHERE "
+                     "delivery_status = 'delivered'") == kAlerts;
+      },
+      seconds(30)));
+  CHECK(rx.count() == kAlerts);
+  engine->Shutdown(absl::Now() + absl::Seconds(5));
+}
+
 TEST_CASE("engine: a receiver that drips is cut at its deadline") {
   const std::string dsn = MigratedDatabase("engine_drip");
   Dripper drip;

@@ -174,6 +174,26 @@ TEST_CASE("transport: caps per endpoint and overall hold under load") {
   CHECK(single->Stats().max_running == 2);
 }
 
+TEST_CASE("transport: a queued request starts as soon as a slot frees") {
+  // One slot, twenty requests queued at once: each must start when the
+  // previous one ends, not when the transport next wakes for another reason
+  // (it used to wait up to a second per request).
+  Receiver rx;
+  auto t = Make(/*allow_private=*/true, /*max=*/100, /*per_endpoint=*/1);
+  std::atomic<int> done{0};
+  const auto start = delivery_test::Clock::now();
+  for (int i = 0; i < 20; ++i) {
+    t->Send(Post(rx.url()), [&done](WebhookResponse resp) {
+      CHECK(resp.http_status == 200);
+      ++done;
+    });
+  }
+  REQUIRE(delivery_test::WaitFor([&] { return done.load() == 20; },
+                                 std::chrono::seconds(30)));
+  CHECK(delivery_test::Clock::now() - start < std::chrono::seconds(8));
+  CHECK(t->Stats().max_running == 1);
+}
+
 TEST_CASE("transport: shutdown aborts at the deadline, then refuses") {
   Receiver slow([](const delivery_test::Received&, int) {
     Receiver::Reply r;

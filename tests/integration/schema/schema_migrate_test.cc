@@ -120,6 +120,17 @@ TEST_CASE("Migrate: a fresh database gets every table and guide index") {
         "autovacuum_analyze_scale_factor=0.02,"
         "autovacuum_vacuum_insert_scale_factor=0.05");
 
+  // 004: the claim's index orders by due time, then id; no lease index.
+  CHECK(Scalar(c,
+               "SELECT indexdef FROM pg_indexes WHERE indexname = "
+               "'idx_delivery_claim_due'") ==
+        "CREATE INDEX idx_delivery_claim_due ON pggit.alert_delivery_queue "
+        "USING btree (next_attempt_at, id) WHERE (delivery_status = "
+        "'pending'::text)");
+  CHECK(Scalar(c,
+               "SELECT count(*) FROM pg_indexes WHERE indexname = "
+               "'idx_delivery_claim_lease'") == "0");
+
   absl::StatusOr<SchemaStatus> after = CheckSchema(dsn);
   REQUIRE(after.ok());
   CHECK(after->status == "ok");
