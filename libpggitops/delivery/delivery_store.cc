@@ -26,7 +26,10 @@ using store::Txn;
 // --- claim ------------------------------------------------------------------
 
 // Grants one probe to each active webhook whose open period is over, and
-// returns the rows chosen as probes (locked, still pending).
+// returns the rows chosen as probes (locked, still pending). The probe is
+// the webhook's earliest pending row, due or not: claims keep putting a
+// non-closed webhook's due rows off by a moment (PlanClaim) until its
+// probe has gone, so waiting for one of them to be due could wait forever.
 absl::StatusOr<std::vector<int64_t>> GrantProbes(PooledConnection& lease,
                                                  absl::Duration lease_len) {
   absl::StatusOr<QueryResult> r = lease.Query(
@@ -41,7 +44,6 @@ pick AS (
   SELECT p.id AS webhook_id,
          (SELECT q.id FROM pggit.alert_delivery_queue q
            WHERE q.webhook_id = p.id AND q.delivery_status = 'pending'
-             AND q.next_attempt_at <= now()
            ORDER BY q.next_attempt_at
            LIMIT 1
            FOR UPDATE SKIP LOCKED) AS delivery_id

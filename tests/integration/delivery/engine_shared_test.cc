@@ -29,6 +29,18 @@ bool LookedAgain(DeliveryEngine* engine, int cycles = 2) {
       seconds(10));
 }
 
+// The breaker and the queue rows, for a failure message.
+std::string BreakerState(const std::string& dsn, int64_t w) {
+  return Scalar(
+      dsn,
+      "SELECT breaker_state || ' ' || coalesce(breaker_open_until - "
+      "now(), '0')::text || ' ' || (SELECT string_agg(delivery_status "
+      "|| ':' || (next_attempt_at - now())::text || ':' || "
+      "coalesce(last_error, ''), ', ') FROM alert_delivery_queue) FROM "
+      "webhooks WHERE id = " +
+          std::to_string(w));
+}
+
 TEST_CASE("engine: two engines on one database deliver exactly once") {
   const std::string dsn = MigratedDatabase("engine_two_exactly_once");
   Receiver rx;
@@ -110,23 +122,25 @@ TEST_CASE("engine: the breaker opens, holds, probes, and closes") {
   CHECK(Count(dsn, "SELECT breaker_open_seconds FROM webhooks WHERE id = " +
                        std::to_string(w)) == 2);
   // After the open period one probe goes; it fails: open again, longer.
-  REQUIRE(WaitFor(
+  const bool reopened = WaitFor(
       [&] {
         return Count(dsn,
                      "SELECT breaker_open_seconds FROM webhooks WHERE id = " +
                          std::to_string(w)) == 3;
       },
-      seconds(20)));
+      seconds(20));
+  REQUIRE_MESSAGE(reopened, BreakerState(dsn, w));
   const int after_probe = rx.count();
   healthy = true;
   // The next probe succeeds: closed, and the waiting rows go at once.
-  REQUIRE(WaitFor(
+  const bool delivered = WaitFor(
       [&] {
         return Count(dsn,
                      "SELECT count(*) FROM alert_delivery_queue WHERE "
                      "delivery_status = 'delivered'") == 6;
       },
-      seconds(20)));
+      seconds(20));
+  REQUIRE_MESSAGE(delivered, BreakerState(dsn, w));
   CHECK(Scalar(dsn, state_sql) == "closed");
   CHECK(rx.count() >= after_probe + 6);
   CHECK(Scalar(dsn,
