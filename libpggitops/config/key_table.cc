@@ -188,6 +188,9 @@ std::vector<KeySpec> BuildTable() {
       // Health and lifecycle
       Seconds("HEALTH_CACHE_SECONDS", &C::health_cache, 0, 3600,
               "deep-health results are reused this long"),
+      Seconds("HEALTH_CHECK_TIMEOUT", &C::health_check_timeout, 0.01, 600,
+              "time limit of each /health/deep check, so a hung dependency "
+              "cannot hang the endpoint"),
       Seconds("SHUTDOWN_TIMEOUT", &C::shutdown_timeout, 0.1, 3600,
               "time to drain requests and deliveries on SIGTERM"),
       Seconds("SHUTDOWN_GRACE_SECONDS", &C::shutdown_grace, 0, 300,
