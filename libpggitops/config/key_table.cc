@@ -191,6 +191,9 @@ std::vector<KeySpec> BuildTable() {
       Seconds("HEALTH_CHECK_TIMEOUT", &C::health_check_timeout, 0.01, 600,
               "time limit of each /health/deep check, so a hung dependency "
               "cannot hang the endpoint"),
+      Seconds("SSE_QUERY_TIMEOUT", &C::sse_query_timeout, 0.01, 600,
+              "the alert stream's database reads wait at most this for a "
+              "pooled connection"),
       Seconds("SHUTDOWN_TIMEOUT", &C::shutdown_timeout, 0.1, 3600,
               "time to drain requests and deliveries on SIGTERM"),
       Seconds("SHUTDOWN_GRACE_SECONDS", &C::shutdown_grace, 0, 300,

@@ -37,9 +37,6 @@ constexpr int64_t kDefaultLimit = 20;
 constexpr int64_t kMaxLimit = 100;
 constexpr size_t kMaxIds = 1000;
 constexpr size_t kMaxMessageChars = 10000;
-// The stream's queries wait at most this long for a pooled connection, so a
-// saturated pool delays events instead of stalling the hub.
-constexpr absl::Duration kStreamAcquireTimeout = absl::Seconds(2);
 
 // ---------------------------------------------------------------------------
 // SQL
@@ -512,11 +509,14 @@ SseEvent AlertEvent(const json& alert) {
 
 // At most kMaxReplay alerts with an id above `after`, oldest first.
 constexpr int64_t kMaxReplay = 100;
+// The stream's queries wait at most `wait` (SSE_QUERY_TIMEOUT) for a pooled
+// connection, so a saturated pool delays events instead of stalling the hub.
 absl::StatusOr<std::vector<json>> AlertsAfter(ConnectionPool* pool,
-                                              int64_t after) {
+                                              int64_t after,
+                                              absl::Duration wait) {
   absl::StatusOr<QueryResult> r =
       Run(pool, AfterIdSql(), {absl::StrCat(after), absl::StrCat(kMaxReplay)},
-          kStreamAcquireTimeout);
+          wait);
   if (!r.ok()) return r.status();
   std::vector<json> out;
   for (const auto& row : r->rows) out.push_back(JsonCell(row.at(0)));
@@ -531,8 +531,8 @@ absl::StatusOr<std::vector<json>> AlertsAfter(ConnectionPool* pool,
 // alone (the client can GET /api/v1/alerts/{id}). *last_id is raised to the
 // highest id sent.
 std::vector<SseEvent> RenderAlertEvents(
-    ConnectionPool* pool, const std::vector<std::string>& payloads,
-    std::atomic<int64_t>* last_id) {
+    ConnectionPool* pool, absl::Duration wait,
+    const std::vector<std::string>& payloads, std::atomic<int64_t>* last_id) {
   std::vector<int64_t> ids;
   std::optional<int64_t> after;
   for (const std::string& p : payloads) {
@@ -548,7 +548,7 @@ std::vector<SseEvent> RenderAlertEvents(
   }
   std::map<int64_t, json> alerts;
   if (after.has_value()) {
-    absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, *after);
+    absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, *after, wait);
     if (!missed.ok()) {
       Log::Warning("alert stream: missed alerts not read",
                    {{"error", std::string(missed.status().message())}});
@@ -559,8 +559,7 @@ std::vector<SseEvent> RenderAlertEvents(
     }
   }
   if (!ids.empty()) {
-    absl::StatusOr<std::vector<json>> found =
-        AlertsByIds(pool, ids, kStreamAcquireTimeout);
+    absl::StatusOr<std::vector<json>> found = AlertsByIds(pool, ids, wait);
     if (!found.ok()) {
       Log::Warning("alert stream: alerts not read; sending ids only",
                    {{"error", std::string(found.status().message())}});
@@ -584,12 +583,12 @@ std::vector<SseEvent> RenderAlertEvents(
 // The alerts after a reconnecting client's Last-Event-ID (an alert id), at
 // most kMaxReplay of them, oldest first. Anything else in the header
 // replays nothing.
-std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool,
+std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool, absl::Duration wait,
                                    const std::string& last_event_id) {
   std::vector<SseEvent> events;
   int64_t after = 0;
   if (!absl::SimpleAtoi(last_event_id, &after) || after < 0) return events;
-  absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, after);
+  absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, after, wait);
   if (!missed.ok()) {
     Log::Warning("alert stream: replay not read",
                  {{"error", std::string(missed.status().message())}});
@@ -629,7 +628,7 @@ SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
                        {"size_bytes", c.bytes}};
   }
   absl::StatusOr<QueryResult> r =
-      Run(app->pool, kStatusSql, {}, kStreamAcquireTimeout);
+      Run(app->pool, kStatusSql, {}, app->config->sse_query_timeout);
   if (r.ok() && !r->rows.empty()) {
     status["database"] = "connected";
     status["queue"] = {{"depth", IntCell(r->rows[0].at(0))},
@@ -659,11 +658,12 @@ struct AlertStream {
     o.status_interval = app->config->sse_status_interval;
     o.keepalive_interval = app->config->sse_keepalive_interval;
     o.render = [this](std::vector<std::string> payloads) {
-      return RenderAlertEvents(app->pool, payloads, &last_id);
+      return RenderAlertEvents(app->pool, app->config->sse_query_timeout,
+                               payloads, &last_id);
     };
     o.status = [this] { return RenderStatus(app, hub.get()); };
     o.replay = [a](const std::string& last_event_id) {
-      return ReplayAlerts(a->pool, last_event_id);
+      return ReplayAlerts(a->pool, a->config->sse_query_timeout, last_event_id);
     };
     o.ending = [a] { return a->phase.load() == Phase::kDraining; };
     hub = std::make_unique<SseHub>(std::move(o));
