@@ -112,12 +112,17 @@ constexpr char kTransitionSql[] =
     " WHERE NOT EXISTS (SELECT 1 FROM pggit.alerts a WHERE a.id = ids.id)),"
     " '[]')";
 
+// Queue depth, failed, pending alerts, active webhooks, pending deliveries.
 constexpr char kStatusSql[] =
     "SELECT (SELECT count(*) FROM pggit.alert_delivery_queue"
     " WHERE delivery_status IN ('pending', 'in_progress')),"
     " (SELECT count(*) FROM pggit.alert_delivery_queue"
     " WHERE delivery_status = 'failed'),"
-    " (SELECT count(*) FROM pggit.alerts WHERE status = 'pending')";
+    " (SELECT count(*) FROM pggit.alerts WHERE status = 'pending'),"
+    " (SELECT count(*) FROM pggit.webhooks"
+    " WHERE status = 'active' AND deleted_at IS NULL),"
+    " (SELECT count(*) FROM pggit.alert_delivery_queue"
+    " WHERE delivery_status = 'pending')";
 
 absl::StatusOr<QueryResult> Run(
     ConnectionPool* pool, const std::string& sql, const Params& params,
@@ -503,8 +508,12 @@ void Transition(RequestContext& ctx, AppContext* app, const char* verb,
 // The stream
 // ---------------------------------------------------------------------------
 
+// The alert with `timestamp`, when the event was sent (CONTRACT 10: every
+// event carries one; the alert's own time is created_at).
 SseEvent AlertEvent(const json& alert) {
-  return {"alert", DumpJson(alert), absl::StrCat(alert["id"].get<int64_t>())};
+  json data = alert;
+  data["timestamp"] = Rfc3339(absl::Now());
+  return {"alert", DumpJson(data), absl::StrCat(alert["id"].get<int64_t>())};
 }
 
 // At most kMaxReplay alerts with an id above `after`, oldest first.
@@ -621,11 +630,14 @@ SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
         {"checked_out", pool.checked_out},
         {"available", pool.available},
         {"waiting", pool.waiting}}}};
+  // The seed's reference API names (CONTRACT 10) beside ours.
+  status["cache_hit_rate"] = 0.0;
   if (app->cache != nullptr) {
     CacheStats c = app->cache->Stats();
     status["cache"] = {{"hit_rate", c.hit_rate},
                        {"entries", c.entries},
                        {"size_bytes", c.bytes}};
+    status["cache_hit_rate"] = c.hit_rate;
   }
   absl::StatusOr<QueryResult> r =
       Run(app->pool, kStatusSql, {}, app->config->sse_query_timeout);
@@ -634,10 +646,14 @@ SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
     status["queue"] = {{"depth", IntCell(r->rows[0].at(0))},
                        {"failed", IntCell(r->rows[0].at(1))}};
     status["alerts"] = {{"pending", IntCell(r->rows[0].at(2))}};
+    status["active_webhooks"] = IntCell(r->rows[0].at(3));
+    status["pending_deliveries"] = IntCell(r->rows[0].at(4));
   } else {
     status["database"] = "unavailable";
     status["queue"] = nullptr;
     status["alerts"] = nullptr;
+    status["active_webhooks"] = nullptr;
+    status["pending_deliveries"] = nullptr;
   }
   return {"system_status", DumpJson(status), ""};
 }
