@@ -103,6 +103,7 @@ struct App::Impl {
   TrustedProxies proxies;
   Router router;
   std::unique_ptr<HttpServer> server;
+  int lock_metrics_hook = -1;
 
   explicit Impl(Config c)
       : config(std::move(c)),
@@ -136,6 +137,10 @@ absl::Status App::Impl::Start() {
   absl::Status registered =
       AddCheck(DatabaseHealthCheck(pool.get(), check_timeout));
   if (!registered.ok()) return registered;
+  // db_lock_waits, db_lock_wait_seconds_max: read at each scrape, waiting
+  // for a connection as long as the deep-health checks do.
+  lock_metrics_hook =
+      RegisterLockWaitMetrics(pool.get(), &metrics, check_timeout / 2);
 
   // Refuse to run against a schema this build cannot use (CONTRACT 9). An
   // unreachable database does not stop the start: readiness stays 503
@@ -373,6 +378,7 @@ int App::Serve() {
   s.cache->Shutdown();
   s.keys->Shutdown();
   s.listener->Stop();
+  s.metrics.RemoveCollectHook(s.lock_metrics_hook);
   s.pool->Close();
   drained.Notify();
   watchdog.join();
