@@ -25,7 +25,7 @@ TEST_CASE("pggit-ops: --help for every command; usage errors exit 64") {
   CHECK(r.code == 0);
   CHECK(StrContains(r.out, "exit status: 0 OK, 1 WARNING"));
   for (const std::string cmd : {"health", "start", "stop", "restart", "status",
-                                "warm-cache", "invalidate"}) {
+                                "warm-cache", "invalidate", "incident"}) {
     CAPTURE(cmd);
     r = ops.Run({cmd, "--help"}, "", /*text=*/true);
     CHECK(r.code == 0);
@@ -33,8 +33,12 @@ TEST_CASE("pggit-ops: --help for every command; usage errors exit 64") {
     CHECK(StrContains(r.out, "Exit"));
   }
   for (const std::vector<std::string>& bad :
-       std::vector<std::vector<std::string>>{
-           {}, {"nosuch"}, {"invalidate"}, {"health", "extra"}}) {
+       std::vector<std::vector<std::string>>{{},
+                                             {"nosuch"},
+                                             {"incident"},
+                                             {"incident", "slow"},
+                                             {"invalidate"},
+                                             {"health", "extra"}}) {
     r = ops.Run(bad, "", /*text=*/true);
     CHECK_MESSAGE(r.code == 64, r.Dump());
     CHECK(!r.err.empty());
@@ -237,15 +241,15 @@ TEST_CASE("meson install: pggit-ops finds its files where they are installed") {
   CHECK(harness::Run("grep -q " + Quote(data.substr(root.size()) + "'") + " " +
                      Quote(tool)) == 0);
   for (const std::string f :
-       {"/lib/pggit-ops/common.sh", "/sql/weekly-table-bloat.sql",
+       {"/lib/pggit-ops/common.sh", "/sql/pool-exhausted-kill-idle.sql",
         "/scripts/provision-db"}) {
     CHECK_MESSAGE(harness::Run("test -r " + Quote(data + f)) == 0, f);
   }
   CHECK(harness::Run("test -x " + Quote(data + "/scripts/provision-db")) == 0);
   // Run from the staging tree it finds them next to itself.
   CHECK(harness::Run("cd " + Quote(ops.etc) + " && " + Quote(tool) +
-                         " health --json | jq -e "
-                         "'.checks[] | select(.name == \"database\" and "
+                         " incident queue-backlog --json | jq -e "
+                         "'.checks[] | select(.name == \"queue\" and "
                          ".level == \"ok\")'",
                      &out) == 0);
   CHECK(harness::Run(Quote(tool) + " health --help") == 0);
