@@ -24,8 +24,9 @@ TEST_CASE("pggit-ops: --help for every command; usage errors exit 64") {
   OpsResult r = ops.Run({"--help"}, "", /*text=*/true);
   CHECK(r.code == 0);
   CHECK(StrContains(r.out, "exit status: 0 OK, 1 WARNING"));
-  for (const std::string cmd : {"health", "start", "stop", "restart", "status",
-                                "warm-cache", "invalidate", "incident"}) {
+  for (const std::string cmd :
+       {"health", "start", "stop", "restart", "status", "warm-cache",
+        "invalidate", "incident", "backup", "restore", "verify-backup"}) {
     CAPTURE(cmd);
     r = ops.Run({cmd, "--help"}, "", /*text=*/true);
     CHECK(r.code == 0);
@@ -38,6 +39,7 @@ TEST_CASE("pggit-ops: --help for every command; usage errors exit 64") {
                                              {"incident"},
                                              {"incident", "slow"},
                                              {"invalidate"},
+                                             {"restore"},
                                              {"health", "extra"}}) {
     r = ops.Run(bad, "", /*text=*/true);
     CHECK_MESSAGE(r.code == 64, r.Dump());
@@ -242,7 +244,7 @@ TEST_CASE("meson install: pggit-ops finds its files where they are installed") {
                      Quote(tool)) == 0);
   for (const std::string f :
        {"/lib/pggit-ops/common.sh", "/sql/pool-exhausted-kill-idle.sql",
-        "/scripts/provision-db"}) {
+        "/sql/backup-table-counts.sql", "/scripts/provision-db"}) {
     CHECK_MESSAGE(harness::Run("test -r " + Quote(data + f)) == 0, f);
   }
   CHECK(harness::Run("test -x " + Quote(data + "/scripts/provision-db")) == 0);
