@@ -26,7 +26,8 @@ TEST_CASE("pggit-ops: --help for every command; usage errors exit 64") {
   CHECK(StrContains(r.out, "exit status: 0 OK, 1 WARNING"));
   for (const std::string cmd :
        {"health", "start", "stop", "restart", "status", "warm-cache",
-        "invalidate", "incident", "backup", "restore", "verify-backup"}) {
+        "invalidate", "incident", "backup", "restore", "verify-backup",
+        "maintenance"}) {
     CAPTURE(cmd);
     r = ops.Run({cmd, "--help"}, "", /*text=*/true);
     CHECK(r.code == 0);
@@ -40,6 +41,7 @@ TEST_CASE("pggit-ops: --help for every command; usage errors exit 64") {
                                              {"incident", "slow"},
                                              {"invalidate"},
                                              {"restore"},
+                                             {"maintenance", "yearly"},
                                              {"health", "extra"}}) {
     r = ops.Run(bad, "", /*text=*/true);
     CHECK_MESSAGE(r.code == 64, r.Dump());
@@ -223,6 +225,40 @@ TEST_CASE("start, status, restart, stop: pre-flight and readiness") {
   stray.Wait(15000);
 }
 
+TEST_CASE("maintenance daily, weekly, monthly") {
+  Ops ops("ops_maintenance");
+  ops.StartDaemon();
+  OpsResult r = ops.Run({"maintenance", "daily"});
+  CHECK_MESSAGE(r.code <= 1, r.Dump());
+  CHECK(r.Level("backup") == "warn");  // none yet
+  CHECK(r.Level("integrity") == "ok");
+  CHECK(StrContains(r.Messages("integrity"), "pggit 6"));
+  CHECK(r.Level("failures") == "ok");
+  CHECK(r.Level("errors") == "ok");
+  CHECK(r.Level("performance") == "info");
+
+  r = ops.Run({"backup"});
+  REQUIRE_MESSAGE(r.code == 0, r.Dump());
+  r = ops.Run({"maintenance", "daily"});
+  CHECK(r.Level("backup") == "ok");
+
+  r = ops.Run({"maintenance", "weekly"}, "", /*text=*/true);
+  CHECK_MESSAGE(r.code <= 1, r.out);
+  CHECK(StrContains(r.out, "ok      vacuum: VACUUM ANALYZE"));
+  CHECK(StrContains(r.out, "ok      reindex: REINDEX INDEX CONCURRENTLY"));
+  CHECK(StrContains(r.out, "ok      restore-test:"));
+  CHECK(StrContains(r.out, "info    bloat: most wasted:"));
+  CHECK(StrContains(r.out, "[ ] Update dependencies"));
+  CHECK(harness::AdminQuery("postgres",
+                            "SELECT count(*) FROM pg_database"
+                            " WHERE datname LIKE 'pggit_verify%'") == "0");
+
+  r = ops.Run({"maintenance", "monthly"});
+  CHECK_MESSAGE(r.code <= 1, r.Dump());
+  CHECK(r.Level("capacity") == "info");
+  CHECK(r.Level("tables") == "info");
+}
+
 TEST_CASE("meson install: pggit-ops finds its files where they are installed") {
   Ops ops("ops_installed");
   const std::string root = ops.dir + "/root";
@@ -254,7 +290,7 @@ TEST_CASE("meson install: pggit-ops finds its files where they are installed") {
                          "'.checks[] | select(.name == \"queue\" and "
                          ".level == \"ok\")'",
                      &out) == 0);
-  CHECK(harness::Run(Quote(tool) + " health --help") == 0);
+  CHECK(harness::Run(Quote(tool) + " maintenance --help") == 0);
 }
 
 }  // namespace
