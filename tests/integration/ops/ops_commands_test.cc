@@ -259,6 +259,57 @@ TEST_CASE("maintenance daily, weekly, monthly") {
   CHECK(r.Level("tables") == "info");
 }
 
+TEST_CASE("no password and no API key in any process's arguments") {
+  Ops ops("ops_secrets");
+  harness::Process key(
+      {Ops::Api(), "keys", "create", "--name", "ops", "--scopes", "admin"},
+      {{"DATABASE_URL", ops.dsn}});
+  REQUIRE(key.Wait(30000) == 0);
+  std::string token = key.Output();
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  token = token.substr(token.rfind('\n') + 1);
+  REQUIRE(token.size() > 20);
+  // The harness's cluster trusts loopback, so any password gets in: what
+  // is checked is where the password travels.
+  const std::string password = "S3cr3t-Pw";
+  ops.env_file["DATABASE_URL"] =
+      "postgresql://pggit:" + password +
+      "%21@127.0.0.1:" + std::to_string(harness::Get().pgport) + "/ops_secrets";
+  ops.env_file["PGGIT_API_KEY"] = token;
+  ops.WriteDotenv();
+  ops.StartDaemon();
+  // Every client program pggit-ops runs records its arguments first.
+  const std::string shims = ops.dir + "/shims", log = ops.dir + "/argv.log";
+  REQUIRE(harness::Run("mkdir -p " + Quote(shims)) == 0);
+  for (const std::string prog :
+       {"psql", "pg_dump", "pg_restore", "curl", "redis-cli"}) {
+    std::ofstream f(shims + "/" + prog);
+    f << "#!/bin/sh\nprintf '%s\\n' \"" << prog << " $*\" >> " << Quote(log)
+      << "\nexec /usr/bin/" << prog << " \"$@\"\n";
+  }
+  REQUIRE(harness::Run("chmod +x " + Quote(shims) + "/*") == 0);
+  const std::string env = "PATH=" + Quote(shims) + ":\"$PATH\"";
+  for (const std::vector<std::string>& cmd :
+       std::vector<std::vector<std::string>>{
+           {"health"},
+           {"warm-cache"},
+           {"backup"},
+           {"verify-backup"},
+           {"incident", "pool-exhausted", "--apply", "--yes"},
+           {"incident", "queue-backlog", "--apply", "--yes"}}) {
+    OpsResult r = ops.Run(cmd, env);
+    CHECK_MESSAGE(r.code <= 1, r.Dump());
+  }
+  std::string argv;
+  REQUIRE(harness::Run("cat " + Quote(log), &argv) == 0);
+  CHECK(StrContains(argv, "pg_dump --format=custom"));
+  CHECK(StrContains(argv, "pg_restore --single-transaction"));
+  CHECK(StrContains(argv, "curl -sS -K -"));
+  CHECK(StrContains(argv, "psql -X"));
+  CHECK_MESSAGE(!StrContains(argv, password), argv);
+  CHECK_MESSAGE(!StrContains(argv, token), argv);
+}
+
 TEST_CASE("meson install: pggit-ops finds its files where they are installed") {
   Ops ops("ops_installed");
   const std::string root = ops.dir + "/root";
