@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -62,15 +63,16 @@ HttpServerOptions ServerOptions(const Config& c,
 }
 
 // On a pooled connection: a check that runs every few seconds must not open
-// a session of its own each time.
-HealthCheck SchemaCheck(ConnectionPool* pool) {
+// a session of its own each time. Like the other database checks, it waits
+// at most half its time limit for a connection.
+HealthCheck SchemaCheck(ConnectionPool* pool, absl::Duration timeout) {
   HealthCheck check;
   check.name = "schema";
   check.criticality = Criticality::kCritical;
-  check.timeout = absl::Seconds(5);
-  check.run = [pool] {
+  check.timeout = timeout;
+  check.run = [pool, timeout] {
     CheckResult r;
-    absl::StatusOr<SchemaStatus> s = CheckSchema(pool, absl::Seconds(4));
+    absl::StatusOr<SchemaStatus> s = CheckSchema(pool, timeout / 2);
     if (!s.ok()) {
       r.ok = false;
       r.status = "unknown";
@@ -114,6 +116,7 @@ struct App::Impl {
   TrustedProxies proxies;
   Router router;
   std::unique_ptr<HttpServer> server;
+  int lock_metrics_hook = -1;
 
   explicit Impl(Config c)
       : config(std::move(c)),
@@ -123,6 +126,7 @@ struct App::Impl {
   absl::Status StartCache();
   absl::Status StartDelivery();
   absl::Status StartAccessControl();
+  absl::Status AddCheck(HealthCheck check);
   void WarmCache();
   void Drain(absl::Time deadline);
 };
@@ -142,8 +146,14 @@ absl::Status App::Impl::Start() {
   if (!made.ok()) return made.status();
   pool = *std::move(made);
   ctx.pool = pool.get();
-  absl::Status registered = health.Register(DatabaseHealthCheck(pool.get()));
+  const absl::Duration check_timeout = config.health_check_timeout;
+  absl::Status registered =
+      AddCheck(DatabaseHealthCheck(pool.get(), check_timeout));
   if (!registered.ok()) return registered;
+  // db_lock_waits, db_lock_wait_seconds_max: read at each scrape, waiting
+  // for a connection as long as the deep-health checks do.
+  lock_metrics_hook =
+      RegisterLockWaitMetrics(pool.get(), &metrics, check_timeout / 2);
 
   // Refuse to run against a schema this build cannot use (CONTRACT 9). An
   // unreachable database does not stop the start: readiness stays 503
@@ -159,7 +169,7 @@ absl::Status App::Impl::Start() {
     Log::Warning("database not reachable at start; not ready until it is",
                  {{"error", std::string(schema.status().message())}});
   }
-  registered = health.Register(SchemaCheck(pool.get()));
+  registered = AddCheck(SchemaCheck(pool.get(), check_timeout));
   if (!registered.ok()) return registered;
 
   // One LISTEN session serves the cache and the delivery engine; it
@@ -294,8 +304,8 @@ absl::Status App::Impl::StartCache() {
       });
   if (!sub.ok()) return sub.status();
   listener->AddReconnectCallback([c] { c->OnDatabaseListenerReconnected(); });
-  absl::Status r = health.Register(cache->CacheHealthCheck());
-  if (r.ok()) r = health.Register(cache->RedisHealthCheck());
+  absl::Status r = AddCheck(cache->CacheHealthCheck());
+  if (r.ok()) r = AddCheck(cache->RedisHealthCheck());
   return r;
 }
 
@@ -308,11 +318,18 @@ absl::Status App::Impl::StartDelivery() {
   if (!made.ok()) return made.status();
   engine = *std::move(made);
   ctx.engine = engine.get();
-  absl::Status r = health.Register(WebhooksHealthCheck(pool.get()));
-  if (r.ok()) r = health.Register(QueueHealthCheck(pool.get()));
-  if (r.ok()) r = health.Register(engine->DispatcherHealthCheck());
-  if (r.ok()) r = health.Register(listener->ListenerHealthCheck());
+  const absl::Duration t = config.health_check_timeout;
+  absl::Status r = AddCheck(WebhooksHealthCheck(pool.get(), t));
+  if (r.ok()) r = AddCheck(QueueHealthCheck(pool.get(), t));
+  if (r.ok()) r = AddCheck(engine->DispatcherHealthCheck());
+  if (r.ok()) r = AddCheck(listener->ListenerHealthCheck());
   return r;
+}
+
+// Every deep-health check gets the time limit HEALTH_CHECK_TIMEOUT.
+absl::Status App::Impl::AddCheck(HealthCheck check) {
+  check.timeout = config.health_check_timeout;
+  return health.Register(std::move(check));
 }
 
 // CONTRACT 9: the cache is warmed before READY=1. A warmer that fails (the
@@ -399,6 +416,7 @@ int App::Serve() {
   s.cache->Shutdown();
   s.keys->Shutdown();
   s.listener->Stop();
+  s.metrics.RemoveCollectHook(s.lock_metrics_hook);
   s.pool->Close();
   drained.Notify();
   watchdog.join();

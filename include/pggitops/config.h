@@ -127,7 +127,12 @@ struct PGGITOPS_EXPORT Config {
       absl::Minutes(10);  // WEBHOOK_BREAKER_MAX_OPEN_SECONDS
 
   // Health and lifecycle
-  absl::Duration health_cache = absl::Seconds(2);       // HEALTH_CACHE_SECONDS
+  absl::Duration health_cache = absl::Seconds(2);  // HEALTH_CACHE_SECONDS
+  absl::Duration health_check_timeout =
+      absl::Seconds(4);                                 // HEALTH_CHECK_TIMEOUT
+  absl::Duration sse_query_timeout = absl::Seconds(2);  // SSE_QUERY_TIMEOUT
+  absl::Duration webhook_purge_interval =
+      absl::Hours(1);  // WEBHOOK_PURGE_INTERVAL
   absl::Duration shutdown_timeout = absl::Seconds(30);  // SHUTDOWN_TIMEOUT
   absl::Duration shutdown_grace = absl::Seconds(5);  // SHUTDOWN_GRACE_SECONDS
   absl::Duration api_key_cache = absl::Seconds(2);   // API_KEY_CACHE_SECONDS

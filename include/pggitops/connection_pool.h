@@ -351,14 +351,39 @@ class PGGITOPS_EXPORT ConnectionPool {
   ConnectionPool() = default;
 };
 
-// The "database" check for /health/deep: runs SELECT 1 through the pool
-// (waiting at most half of `timeout` for a connection). Status "connected"
-// or "disconnected" (with the reason as message); details
+// The "database" check for /health/deep: reads the lock waits (below)
+// through the pool (waiting at most half of `timeout` for a connection).
+// Status "connected" or "disconnected" (with the reason as message); details
 //   {"response_time_ms": 1.23,
-//    "pool": {"size", "checked_out", "overflow", "available", "waiting"}}.
-// Critical. *pool must outlive every run of the check.
+//    "pool": {"size", "checked_out", "overflow", "available", "waiting"},
+//    "locks": {"waiting": 0, "longest_wait_seconds": 0}}.
+// Lock waits never fail the check. Critical. *pool must outlive every run
+// of the check.
 PGGITOPS_EXPORT HealthCheck DatabaseHealthCheck(
     ConnectionPool* pool, absl::Duration timeout = absl::Seconds(2));
+
+// Lock contention in the pool's database: sessions of it waiting for a
+// lock another session holds (pg_locks, not granted), and how long the
+// longest of them has waited.
+struct PGGITOPS_EXPORT LockWaits {
+  int64_t waiting = 0;
+  double longest_wait_seconds = 0;
+};
+
+// Reads LockWaits with one query on a connection of `pool`, waiting at most
+// `timeout` for one. Thread-safe. Errors: the pool's (kDeadlineExceeded,
+// kUnavailable) or the query's.
+PGGITOPS_EXPORT absl::StatusOr<LockWaits> ReadLockWaits(ConnectionPool* pool,
+                                                        absl::Duration timeout);
+
+// Registers the gauges db_lock_waits and db_lock_wait_seconds_max in
+// *registry, refreshed by ReadLockWaits on every scrape (a scrape waits at
+// most `timeout` for a connection; when none comes, or the query fails, the
+// gauges keep their last values). Returns the collect hook's id: call
+// registry->RemoveCollectHook(id) before *pool goes away.
+PGGITOPS_EXPORT int RegisterLockWaitMetrics(ConnectionPool* pool,
+                                            MetricsRegistry* registry,
+                                            absl::Duration timeout);
 
 }  // namespace pggitops
 

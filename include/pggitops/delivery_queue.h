@@ -307,7 +307,7 @@ struct PGGITOPS_EXPORT DeliveryOptions {
   // Housekeeping
 
   // How often retention purges run (the first one shortly after Start()).
-  // Range: 1 s to 7 days. Default: 1 h.
+  // Range: 1 s to 7 days. Default: 1 h (WEBHOOK_PURGE_INTERVAL).
   absl::Duration purge_interval = absl::Hours(1);
   // Rows deleted per purge statement. Range: 1 to 100000. Default: 500.
   int purge_batch = 500;

@@ -85,6 +85,9 @@ const std::map<std::string, std::vector<std::string>>& InvalidValues() {
           {"WEBHOOK_BREAKER_OPEN_SECONDS", {"0", "86401"}},
           {"WEBHOOK_BREAKER_MAX_OPEN_SECONDS", {"0", "86401"}},
           {"HEALTH_CACHE_SECONDS", {"-1", "3601"}},
+          {"HEALTH_CHECK_TIMEOUT", {"0", "601"}},
+          {"SSE_QUERY_TIMEOUT", {"0", "601"}},
+          {"WEBHOOK_PURGE_INTERVAL", {"0.5", "604801"}},
           {"SHUTDOWN_TIMEOUT", {"0.05", "3601"}},
           {"SHUTDOWN_GRACE_SECONDS", {"-1", "301"}},
           {"API_KEY_CACHE_SECONDS", {"0", "0.05", "301"}},
@@ -129,7 +132,7 @@ TEST_CASE("Key table: every key has invalid values under test") {
     CHECK(std::string(spec.help).size() > 10);
   }
   CHECK(names.size() == InvalidValues().size());
-  CHECK(KeyTable().size() == 57);  // one per field of Config
+  CHECK(KeyTable().size() == 60);  // one per field of Config
 }
 
 TEST_CASE("Key table: every invalid value fails with one line naming the key") {

@@ -209,6 +209,15 @@ std::vector<KeySpec> BuildTable() {
       // Health and lifecycle
       Seconds("HEALTH_CACHE_SECONDS", &C::health_cache, 0, 3600,
               "deep-health results are reused this long"),
+      Seconds("HEALTH_CHECK_TIMEOUT", &C::health_check_timeout, 0.01, 600,
+              "time limit of each /health/deep check, so a hung dependency "
+              "cannot hang the endpoint"),
+      Seconds("SSE_QUERY_TIMEOUT", &C::sse_query_timeout, 0.01, 600,
+              "the alert stream's database reads wait at most this for a "
+              "pooled connection"),
+      Seconds("WEBHOOK_PURGE_INTERVAL", &C::webhook_purge_interval, 1, 604800,
+              "how often the retention purge of delivered rows and attempts "
+              "runs"),
       Seconds("SHUTDOWN_TIMEOUT", &C::shutdown_timeout, 0.1, 3600,
               "time to drain requests and deliveries on SIGTERM"),
       Seconds("SHUTDOWN_GRACE_SECONDS", &C::shutdown_grace, 0, 300,

@@ -140,6 +140,7 @@ DeliveryOptions DeliveryOptionsFromConfig(const Config& c) {
   o.poll_interval = c.webhook_poll_interval;
   o.lease = c.webhook_lease;
   o.retention_days = c.webhook_retention_days;
+  o.purge_interval = c.webhook_purge_interval;
   o.disable_after = c.webhook_disable_after;
   o.allow_private_targets = c.webhook_allow_private_targets;
   o.breaker_threshold = c.webhook_breaker_threshold;

@@ -1,5 +1,5 @@
--- Corrected: OPERATIONS-GUIDE.md, Incident Response > High Latency, step 6
--- ("If database is issue, check indexes").
+-- Corrected: the operations guide (docs/OPERATIONS.md section 4), Incident
+-- Response > High Latency, step 6 ("If database is issue, check indexes").
 --
 -- Same mistake as the Query Optimization query: pg_stat_user_indexes has
 -- relname and indexrelname, not tablename and indexname, so the guide's

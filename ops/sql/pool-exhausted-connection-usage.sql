@@ -1,5 +1,6 @@
--- Corrected: OPERATIONS-GUIDE.md, Incident Response > Database Connection
--- Pool Exhausted, step 1 ("Check connection usage").
+-- Corrected: the operations guide (docs/OPERATIONS.md section 4), Incident
+-- Response > Database Connection Pool Exhausted, step 1 ("Check connection
+-- usage").
 --
 -- The guide reads a max_conn column from pg_stat_activity, which has none,
 -- so it fails with: column "max_conn" does not exist. The server-wide limit

@@ -1,5 +1,6 @@
--- Corrected: OPERATIONS-GUIDE.md, Performance Optimization > Query
--- Optimization > Add Missing Indexes ("Check missing indexes").
+-- Corrected: the operations guide (docs/OPERATIONS.md section 4),
+-- Performance Optimization > Query Optimization > Add Missing Indexes
+-- ("Check missing indexes").
 --
 -- The guide selects tablename and indexname from pg_stat_user_indexes, which
 -- has no such columns on any PostgreSQL release: they are relname (the

@@ -1,5 +1,5 @@
--- Corrected: OPERATIONS-GUIDE.md, Maintenance Tasks > Weekly Tasks, step 2
--- ("Table bloat check").
+-- Corrected: the operations guide (docs/OPERATIONS.md section 4),
+-- Maintenance Tasks > Weekly Tasks, step 2 ("Table bloat check").
 --
 -- The guide's query reads schemaname, tablename, otta, cc and oppwidth from
 -- pgstattuple_approx('webhooks'). Those are columns of a different, catalog-

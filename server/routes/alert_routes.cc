@@ -37,9 +37,6 @@ constexpr int64_t kDefaultLimit = 20;
 constexpr int64_t kMaxLimit = 100;
 constexpr size_t kMaxIds = 1000;
 constexpr size_t kMaxMessageChars = 10000;
-// The stream's queries wait at most this long for a pooled connection, so a
-// saturated pool delays events instead of stalling the hub.
-constexpr absl::Duration kStreamAcquireTimeout = absl::Seconds(2);
 
 // ---------------------------------------------------------------------------
 // SQL
@@ -130,12 +127,17 @@ constexpr char kTransitionSql[] =
     " WHERE NOT EXISTS (SELECT 1 FROM pggit.alerts a WHERE a.id = ids.id)),"
     " '[]')";
 
+// Queue depth, failed, pending alerts, active webhooks, pending deliveries.
 constexpr char kStatusSql[] =
     "SELECT (SELECT count(*) FROM pggit.alert_delivery_queue"
     " WHERE delivery_status IN ('pending', 'in_progress')),"
     " (SELECT count(*) FROM pggit.alert_delivery_queue"
     " WHERE delivery_status = 'failed'),"
-    " (SELECT count(*) FROM pggit.alerts WHERE status = 'pending')";
+    " (SELECT count(*) FROM pggit.alerts WHERE status = 'pending'),"
+    " (SELECT count(*) FROM pggit.webhooks"
+    " WHERE status = 'active' AND deleted_at IS NULL),"
+    " (SELECT count(*) FROM pggit.alert_delivery_queue"
+    " WHERE delivery_status = 'pending')";
 
 absl::StatusOr<QueryResult> Run(
     ConnectionPool* pool, const std::string& sql, const Params& params,
@@ -524,18 +526,25 @@ void Transition(RequestContext& ctx, AppContext* app, const char* verb,
 // The stream
 // ---------------------------------------------------------------------------
 
+// The alert with `timestamp`, when the event was sent (CONTRACT 10: every
+// event carries one; the alert's own time is created_at).
 SseEvent AlertEvent(const json& alert) {
-  return {"alert", DumpJson(alert), absl::StrCat(alert["id"].get<int64_t>())};
+  json data = alert;
+  data["timestamp"] = Rfc3339(absl::Now());
+  return {"alert", DumpJson(data), absl::StrCat(alert["id"].get<int64_t>())};
 }
 
 // At most kMaxReplay alerts with an id above `after`, oldest first.
 constexpr int64_t kMaxReplay = 100;
 constexpr size_t kMaxReplayBytes = 1 << 20;
+// The stream's queries wait at most `wait` (SSE_QUERY_TIMEOUT) for a pooled
+// connection, so a saturated pool delays events instead of stalling the hub.
 absl::StatusOr<std::vector<json>> AlertsAfter(ConnectionPool* pool,
-                                              int64_t after) {
+                                              int64_t after,
+                                              absl::Duration wait) {
   absl::StatusOr<QueryResult> r =
       Run(pool, AfterIdSql(), {absl::StrCat(after), absl::StrCat(kMaxReplay)},
-          kStreamAcquireTimeout);
+          wait);
   if (!r.ok()) return r.status();
   std::vector<json> out;
   for (const auto& row : r->rows) out.push_back(JsonCell(row.at(0)));
@@ -550,8 +559,8 @@ absl::StatusOr<std::vector<json>> AlertsAfter(ConnectionPool* pool,
 // alone (the client can GET /api/v1/alerts/{id}). *last_id is raised to the
 // highest id sent.
 std::vector<SseEvent> RenderAlertEvents(
-    ConnectionPool* pool, const std::vector<std::string>& payloads,
-    std::atomic<int64_t>* last_id) {
+    ConnectionPool* pool, absl::Duration wait,
+    const std::vector<std::string>& payloads, std::atomic<int64_t>* last_id) {
   std::vector<int64_t> ids;
   std::optional<int64_t> after;
   for (const std::string& p : payloads) {
@@ -567,7 +576,7 @@ std::vector<SseEvent> RenderAlertEvents(
   }
   std::map<int64_t, json> alerts;
   if (after.has_value()) {
-    absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, *after);
+    absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, *after, wait);
     if (!missed.ok()) {
       Log::Warning("alert stream: missed alerts not read",
                    {{"error", std::string(missed.status().message())}});
@@ -579,7 +588,7 @@ std::vector<SseEvent> RenderAlertEvents(
   }
   if (!ids.empty()) {
     absl::StatusOr<std::vector<json>> found =
-        AlertsByIds(pool, ids, true, kStreamAcquireTimeout);
+        AlertsByIds(pool, ids, true, wait);
     if (!found.ok()) {
       Log::Warning("alert stream: alerts not read; sending ids only",
                    {{"error", std::string(found.status().message())}});
@@ -603,12 +612,12 @@ std::vector<SseEvent> RenderAlertEvents(
 // The alerts after a reconnecting client's Last-Event-ID (an alert id), at
 // most kMaxReplay of them, oldest first. Anything else in the header
 // replays nothing.
-std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool,
+std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool, absl::Duration wait,
                                    const std::string& last_event_id) {
   std::vector<SseEvent> events;
   int64_t after = 0;
   if (!absl::SimpleAtoi(last_event_id, &after) || after < 0) return events;
-  absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, after);
+  absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, after, wait);
   if (!missed.ok()) {
     Log::Warning("alert stream: replay not read",
                  {{"error", std::string(missed.status().message())}});
@@ -651,23 +660,30 @@ SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
         {"checked_out", pool.checked_out},
         {"available", pool.available},
         {"waiting", pool.waiting}}}};
+  // The seed's reference API names (CONTRACT 10) beside ours.
+  status["cache_hit_rate"] = 0.0;
   if (app->cache != nullptr) {
     CacheStats c = app->cache->Stats();
     status["cache"] = {{"hit_rate", c.hit_rate},
                        {"entries", c.entries},
                        {"size_bytes", c.bytes}};
+    status["cache_hit_rate"] = c.hit_rate;
   }
   absl::StatusOr<QueryResult> r =
-      Run(app->pool, kStatusSql, {}, kStreamAcquireTimeout);
+      Run(app->pool, kStatusSql, {}, app->config->sse_query_timeout);
   if (r.ok() && !r->rows.empty()) {
     status["database"] = "connected";
     status["queue"] = {{"depth", IntCell(r->rows[0].at(0))},
                        {"failed", IntCell(r->rows[0].at(1))}};
     status["alerts"] = {{"pending", IntCell(r->rows[0].at(2))}};
+    status["active_webhooks"] = IntCell(r->rows[0].at(3));
+    status["pending_deliveries"] = IntCell(r->rows[0].at(4));
   } else {
     status["database"] = "unavailable";
     status["queue"] = nullptr;
     status["alerts"] = nullptr;
+    status["active_webhooks"] = nullptr;
+    status["pending_deliveries"] = nullptr;
   }
   return {"system_status", DumpJson(status), ""};
 }
@@ -688,11 +704,12 @@ struct AlertStream {
     o.status_interval = app->config->sse_status_interval;
     o.keepalive_interval = app->config->sse_keepalive_interval;
     o.render = [this](std::vector<std::string> payloads) {
-      return RenderAlertEvents(app->pool, payloads, &last_id);
+      return RenderAlertEvents(app->pool, app->config->sse_query_timeout,
+                               payloads, &last_id);
     };
     o.status = [this] { return RenderStatus(app, hub.get()); };
     o.replay = [a](const std::string& last_event_id) {
-      return ReplayAlerts(a->pool, last_event_id);
+      return ReplayAlerts(a->pool, a->config->sse_query_timeout, last_event_id);
     };
     o.ending = [a] { return a->phase.load() == Phase::kDraining; };
     hub = std::make_unique<SseHub>(std::move(o));

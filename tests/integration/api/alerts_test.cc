@@ -567,9 +567,11 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
     CHECK(http_event["severity"] == "CRITICAL");
     CHECK(http_event["status"] == "pending");
     CHECK(http_event["deliveries"].is_object());
+    CHECK(http_event["timestamp"].get<std::string>().back() == 'Z');
     json sql_event = json::parse(AlertData(text, sql_id));
     CHECK(sql_event["message"] == "from sql");
     CHECK(sql_event["id"] == sql_id);
+    CHECK(sql_event["timestamp"].is_string());
   }
 
   // A burst from one statement arrives whole, in id order.
@@ -641,6 +643,10 @@ TEST_CASE("alerts stream: events from HTTP and SQL, status, cap, SIGTERM") {
   CHECK(status["requests"]["p99_ms"].is_number());
   CHECK(status["cache"]["hit_rate"].is_number());
   CHECK(status["timestamp"].get<std::string>().back() == 'Z');
+  // The seed's reference API names (CONTRACT 10).
+  CHECK(status["cache_hit_rate"] == status["cache"]["hit_rate"]);
+  CHECK(status["active_webhooks"] == 0);
+  CHECK(status["pending_deliveries"].is_number_integer());
 
   // A closed stream frees its slot; a client reconnecting with
   // Last-Event-ID gets what it missed (at most 100), oldest first.

@@ -174,10 +174,12 @@ TEST_CASE("engine: options are validated") {
   Config c;
   c.webhook_batch_size = 7;
   c.webhook_lease = absl::Seconds(9);
+  c.webhook_purge_interval = absl::Minutes(5);
   c.database_url = "postgresql://x@127.0.0.1/y";
   DeliveryOptions from = DeliveryOptionsFromConfig(c);
   CHECK(from.batch_size == 7);
   CHECK(from.lease == absl::Seconds(9));
+  CHECK(from.purge_interval == absl::Minutes(5));
   CHECK(from.dsn == c.database_url);
 }
 

@@ -228,6 +228,56 @@ TEST_CASE("metrics: counters and histograms move with traffic") {
   CHECK(Sample(d, inf) == Sample(d, count));
 }
 
+json DeepOf(const Daemon& d) {
+  int status = 0;
+  return Deep(d, &status);
+}
+
+TEST_CASE("lock contention: db_lock_waits, db_lock_wait_seconds_max, deep") {
+  Daemon d("obs_locks");
+  CHECK(Sample(d, "db_lock_waits") == 0);
+  CHECK(Sample(d, "db_lock_wait_seconds_max") == 0);
+  CHECK(DeepOf(d)["database"]["locks"]["waiting"] == 0);
+  // One session holds a lock in an open transaction; another waits for it.
+  Process holder({"psql", "-X", "-q", d.dsn(), "-c",
+                  "BEGIN; LOCK TABLE pggit.webhooks IN ACCESS EXCLUSIVE MODE;"
+                  " SELECT pg_sleep(60)"});
+  REQUIRE(PollUntil(
+              10,
+              [&] {
+                return harness::AdminQuery(
+                    "obs_locks",
+                    "SELECT count(*) FROM pg_locks WHERE granted AND mode ="
+                    " 'AccessExclusiveLock' AND relation = "
+                    "'pggit.webhooks'::regclass");
+              },
+              [](const std::string& n) { return n == "1"; }) == "1");
+  Process waiter(
+      {"psql", "-X", "-q", d.dsn(), "-c", "SELECT count(*) FROM pggit.webhooks"});
+  double waits = PollUntil(
+      10, [&] { return Sample(d, "db_lock_waits"); },
+      [](double v) { return v >= 1; });
+  CHECK(waits == 1);
+  double longest = PollUntil(
+      10, [&] { return Sample(d, "db_lock_wait_seconds_max"); },
+      [](double v) { return v > 0; });
+  CHECK(longest > 0);
+  CHECK(longest < 60);
+  json locks = DeepOf(d)["database"]["locks"];
+  CHECK(locks["waiting"].get<int>() >= 1);  // the webhooks check waits too
+  CHECK(locks["longest_wait_seconds"].get<double>() >= 0);
+  // The holder's statement is cancelled: the waiter gets its answer.
+  harness::AdminQuery("obs_locks",
+                      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+                      " WHERE query LIKE '%pg_sleep(60)%' AND pid <>"
+                      " pg_backend_pid()");
+  CHECK(waiter.Wait(10000) == 0);
+  CHECK(PollUntil(
+            10, [&] { return Sample(d, "db_lock_waits"); },
+            [](double v) { return v == 0; }) == 0);
+  holder.Wait(10000);
+}
+
 // Prometheus's HTTP API: GET `path` with query `q`, returning "data".
 json PromQuery(int port, const std::string& path, const std::string& q) {
   httplib::Client c("127.0.0.1", port);
@@ -306,6 +356,8 @@ TEST_CASE(
                            "webhook_retries_total",
                            "db_query_duration_seconds_bucket",
                            "db_slow_queries_total",
+                           "db_lock_waits",
+                           "db_lock_wait_seconds_max",
                            "process_cpu_seconds_total",
                            "process_resident_memory_bytes",
                            "pggit_build_info"}) {
