@@ -228,8 +228,14 @@ class Layer : public ConnectionLayer {
   void SetOpen(int delta);
 
   // Workers.
-  void WorkerMain();
-  bool WorkAvailable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_);
+  // Lane 0 serves everything else, lane 1 the priority requests.
+  void WorkerMain(int lane);
+  bool WorkFor0() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+    return stop_workers_ || !queue_[0].empty();
+  }
+  bool WorkFor1() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+    return stop_workers_ || !queue_[1].empty();
+  }
   void ServeConnection(Conn* c, std::string* out);
   void HandBack(Conn* c, bool notify);
   void PushReturn(Conn* c);
@@ -262,7 +268,7 @@ class Layer : public ConnectionLayer {
   std::atomic<size_t> pending_output_{0};
 
   absl::Mutex queue_mu_;
-  std::deque<Conn*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  std::deque<Conn*> queue_[2] ABSL_GUARDED_BY(queue_mu_);
   bool stop_workers_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::vector<std::thread> workers_;
 
@@ -380,7 +386,10 @@ absl::Status Layer::Open() {
 
 void Layer::Run() {
   for (int i = 0; i < std::max(1, o_.workers); ++i) {
-    workers_.emplace_back([this] { WorkerMain(); });
+    workers_.emplace_back([this] { WorkerMain(0); });
+  }
+  for (int i = 0; o_.is_priority && i < o_.priority_workers; ++i) {
+    workers_.emplace_back([this] { WorkerMain(1); });
   }
   std::vector<epoll_event> events(512);
   next_sweep_ = MonoNs() + kSweepNs;
@@ -787,8 +796,10 @@ void Layer::Dispatch(Conn* c) {
     c->pending = 0;
   }
   c->state = State::kQueued;
+  const bool priority = o_.is_priority && o_.priority_workers > 0 &&
+                        o_.is_priority(c->head.target.In(c->in));
   absl::MutexLock l(&queue_mu_);
-  queue_.push_back(c);
+  queue_[priority ? 1 : 0].push_back(c);
 }
 
 void Layer::Refuse(Conn* c, int status, const char* reason,
@@ -1182,18 +1193,17 @@ bool Layer::SendAll(Conn* c, const std::string& data, size_t* off, bool wait) {
   return true;
 }
 
-bool Layer::WorkAvailable() const { return stop_workers_ || !queue_.empty(); }
-
-void Layer::WorkerMain() {
+void Layer::WorkerMain(int lane) {
   std::string out;
   for (;;) {
     Conn* c;
     {
       absl::MutexLock l(&queue_mu_);
-      queue_mu_.Await(absl::Condition(this, &Layer::WorkAvailable));
+      queue_mu_.Await(lane == 0 ? absl::Condition(this, &Layer::WorkFor0)
+                                : absl::Condition(this, &Layer::WorkFor1));
       if (stop_workers_) return;
-      c = queue_.front();
-      queue_.pop_front();
+      c = queue_[lane].front();
+      queue_[lane].pop_front();
     }
     in_flight_.fetch_add(1, std::memory_order_relaxed);
     ServeConnection(c, &out);

@@ -47,6 +47,11 @@ struct ConnectionLayerOptions {
   int listen_backlog = 4096;
   // Threads that serve requests (API_WORKERS).
   int workers = 4;
+  // Threads that serve only the requests `is_priority` names (health
+  // probes, metrics), so they are answered even while every worker waits
+  // on a slow database. 0 (or no predicate): one lane for all.
+  int priority_workers = 2;
+  std::function<bool(absl::string_view target)> is_priority;
   // Open connections overall and per client address (an IPv6 client is its
   // /ipv6_client_prefix); loopback peers and `exempt_peer` ones are not
   // capped per client. At a cap the longest-idle connection is closed,

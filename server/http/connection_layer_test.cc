@@ -354,6 +354,32 @@ TEST_CASE("Edge: the per-client cap applies unless the peer is exempt") {
   for (int fd : fds) close(fd);
 }
 
+TEST_CASE("Edge: priority requests are served while every worker waits") {
+  ConnectionLayerOptions o;
+  o.workers = 1;
+  o.priority_workers = 1;
+  o.is_priority = [](absl::string_view target) { return target == "/health"; };
+  absl::Notification entered, release;
+  Edge e(o, [&](FakeHandler& h) {
+    h.hook = [&](EdgeRequest& r) {
+      if (r.raw_head().find("/slow") != absl::string_view::npos) {
+        entered.Notify();
+        release.WaitForNotification();
+      }
+    };
+  });
+  int busy = Connect(e.layer->port());
+  Send(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  entered.WaitForNotification();
+  int probe = Connect(e.layer->port());
+  Send(probe, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(ReadUntil(probe, "GET /health").find("200 OK") != std::string::npos);
+  release.Notify();
+  CHECK(ReadUntil(busy, "GET /slow").find("200 OK") != std::string::npos);
+  close(busy);
+  close(probe);
+}
+
 TEST_CASE("Edge: drain closes idle connections and finishes requests") {
   absl::Notification entered, release;
   Edge e({}, [&](FakeHandler& h) {

@@ -789,6 +789,14 @@ absl::Status HttpServer::Bind() {
   e.limits.max_head_bytes = o.max_header_bytes;
   e.limits.max_body_bytes = o.max_body_bytes;
   e.metrics = impl_->metrics;
+  // Health probes and scrapes have their own two threads: a database that
+  // makes every worker wait must not make the daemon look dead.
+  e.priority_workers = 2;
+  e.is_priority = [](absl::string_view target) {
+    absl::string_view path = target.substr(0, target.find('?'));
+    return path == "/metrics" || path == "/health" ||
+           absl::StartsWith(path, "/health/");
+  };
   absl::StatusOr<std::unique_ptr<ConnectionLayer>> edge =
       ConnectionLayer::Create(std::move(e), impl_.get());
   if (!edge.ok()) return edge.status();
