@@ -33,8 +33,12 @@ constexpr size_t kShownPrefixLength = 14;
 std::string Sha256(absl::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
+  // Fetched once: OpenSSL 3 looks EVP_sha256() up in its providers, under
+  // a lock, on every call.
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   // EVP_Digest with SHA-256 cannot fail on valid input and memory.
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  EVP_Digest(data.data(), data.size(), digest, &length,
+             kSha256 != nullptr ? kSha256 : EVP_sha256(), nullptr);
   return std::string(reinterpret_cast<const char*>(digest), length);
 }
 
@@ -270,6 +274,13 @@ struct ApiKeyVerifier::Impl {
 
   mutable absl::Mutex mu;
   std::shared_ptr<const Snapshot> snapshot ABSL_GUARDED_BY(mu);
+  // Bumped with every new snapshot: a thread re-reads `snapshot` (under mu)
+  // only when it changed, so Verify takes no lock and touches no shared
+  // reference count on the request path.
+  std::atomic<uint64_t> generation{0};
+  // !loaded || no active key, kept beside the snapshot for the same
+  // reason.
+  std::atomic<bool> protected_mode{true};
   bool loaded ABSL_GUARDED_BY(mu) = false;
   bool failing ABSL_GUARDED_BY(mu) = false;  // to log a failure once
 
@@ -282,6 +293,23 @@ struct ApiKeyVerifier::Impl {
   std::shared_ptr<const Snapshot> Current() const {
     absl::MutexLock lock(&mu);
     return snapshot;
+  }
+  // This thread's copy of the current snapshot.
+  const Snapshot& ThreadSnapshot() const {
+    struct Cached {
+      const Impl* owner = nullptr;
+      uint64_t generation = 0;
+      std::shared_ptr<const Snapshot> snapshot;
+    };
+    thread_local Cached cached;
+    const uint64_t now = generation.load(std::memory_order_acquire);
+    if (cached.owner != this || cached.generation != now ||
+        cached.snapshot == nullptr) {
+      cached.snapshot = Current();
+      cached.owner = this;
+      cached.generation = now;
+    }
+    return *cached.snapshot;
   }
   absl::Status Load();
   absl::Status FlushUsed();
@@ -336,6 +364,8 @@ absl::Status ApiKeyVerifier::Impl::Load() {
     failing = false;
     loaded = true;
     snapshot = next;
+    protected_mode.store(next->active == 0, std::memory_order_release);
+    generation.fetch_add(1, std::memory_order_acq_rel);
   }
   if (active_gauge != nullptr) active_gauge->Set(next->active);
   if (recovered) Log::Info("API keys loaded again");
@@ -443,17 +473,16 @@ bool ApiKeyVerifier::loaded() const {
 }
 
 bool ApiKeyVerifier::protected_mode() const {
-  absl::MutexLock lock(&impl_->mu);
-  return !impl_->loaded || impl_->snapshot->active == 0;
+  return impl_->protected_mode.load(std::memory_order_acquire);
 }
 
 int ApiKeyVerifier::active_keys() const { return impl_->Current()->active; }
 
 std::optional<ApiScope> ApiKeyVerifier::Verify(absl::string_view token) {
   if (token.size() <= kShownPrefixLength) return std::nullopt;
-  std::shared_ptr<const Snapshot> snap = impl_->Current();
-  auto it = snap->by_prefix.find(token.substr(0, kShownPrefixLength));
-  if (it == snap->by_prefix.end()) return std::nullopt;
+  const Snapshot& snap = impl_->ThreadSnapshot();
+  auto it = snap.by_prefix.find(token.substr(0, kShownPrefixLength));
+  if (it == snap.by_prefix.end()) return std::nullopt;
   std::string hash = Sha256(token);
   for (const KeyEntry& e : it->second) {
     if (e.hash.size() == hash.size() &&

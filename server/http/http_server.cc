@@ -497,7 +497,7 @@ void HttpServer::Impl::Handle(const httplib::Request& req,
   ParseBody(ctx, *route);
   route->handler(ctx);
   if (route->redact_for_non_admin && !ctx.admin && !res.body.empty()) {
-    res.body = route->redact_for_non_admin(res.body);
+    route->redact_for_non_admin(&res.body);
   }
 }
 

@@ -36,7 +36,8 @@ struct Route {
   bool streaming = false;
   // Applied to the response body for callers below admin (URL credentials,
   // resolved addresses; CONTRACT section 8). Null: the body as it is.
-  std::function<std::string(const std::string&)> redact_for_non_admin = nullptr;
+  // Masks in place; returns whether it changed anything.
+  std::function<bool(std::string*)> redact_for_non_admin = nullptr;
 };
 
 // Not thread-safe to build; Match is safe to call concurrently once built.

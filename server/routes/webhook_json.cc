@@ -1,9 +1,11 @@
 #include "server/routes/webhook_json.h"
 
+#include <string.h>
 #include <sys/random.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -271,50 +273,78 @@ size_t StringEnd(const std::string& body, size_t from) {
 }  // namespace
 
 std::string MaskForNonAdmin(const std::string& body) {
+  std::string out = body;
+  MaskForNonAdminInPlace(&out);
+  return out;
+}
+
+bool MaskForNonAdminInPlace(std::string* body) {
   static constexpr absl::string_view kRefused = "target address refused: ";
   struct Cut {
     size_t begin, end;  // body[begin, end) is replaced
     absl::string_view with;
   };
   std::vector<Cut> cuts;
-  // URL credentials: "url":"scheme://user:pass@host..." in webhook bodies.
-  for (size_t at = body.find("\"url\":\""); at != std::string::npos;
-       at = body.find("\"url\":\"", at + 1)) {
-    size_t begin = at + 7;
-    absl::string_view value(body.data() + begin,
-                            StringEnd(body, begin) - begin);
-    size_t scheme = value.find("://");
-    if (scheme == absl::string_view::npos) continue;
-    size_t authority_end = value.find_first_of("/?#", scheme + 3);
-    if (authority_end == absl::string_view::npos) authority_end = value.size();
-    size_t sign = value.rfind('@', authority_end);
-    if (sign == absl::string_view::npos || sign < scheme + 3) continue;
-    size_t colon = value.find(':', scheme + 3);
-    size_t user_end = colon < sign ? colon : sign;
-    cuts.push_back({begin + user_end, begin + sign, ":***"});
+  const char* data = body->data();
+  const size_t size = body->size();
+  // URL credentials: an '@' inside the authority of a "scheme://" string.
+  // '@' is rare in a response, so memchr finds the few places to look at.
+  for (const void* hit = std::memchr(data, '@', size); hit != nullptr;
+       hit = std::memchr(static_cast<const char*>(hit) + 1, '@',
+                         size - (static_cast<const char*>(hit) + 1 - data))) {
+    const size_t sign = static_cast<const char*>(hit) - data;
+    // Back to the start of the JSON string, or to the authority's start.
+    size_t i = sign;
+    size_t scheme = std::string::npos;
+    while (i > 0) {
+      const char c = data[i - 1];
+      if (c == '"' || c == '/' || c == '?' || c == '#') {
+        if (c == '/' && i >= 3 && data[i - 2] == '/' && data[i - 3] == ':') {
+          scheme = i;  // the authority starts here
+        }
+        break;
+      }
+      --i;
+    }
+    if (scheme == std::string::npos) continue;
+    absl::string_view userinfo(data + scheme, sign - scheme);
+    size_t colon = userinfo.find(':');
+    const size_t user_end =
+        scheme + (colon == absl::string_view::npos ? userinfo.size() : colon);
+    if (!cuts.empty() && cuts.back().begin == user_end) {
+      cuts.back().end = sign;  // the last '@' of the authority ends it
+    } else {
+      cuts.push_back({user_end, sign, ":***"});
+    }
   }
   // Resolved addresses of refused targets, in errors of deliveries.
-  for (size_t at = body.find(kRefused.data(), 0, kRefused.size());
-       at != std::string::npos;
-       at = body.find(kRefused.data(), at + 1, kRefused.size())) {
-    size_t begin = at + kRefused.size();
-    size_t is = body.find(" is ", begin);
-    if (is == std::string::npos || is > StringEnd(body, begin)) continue;
-    cuts.push_back({begin, is, "(address hidden)"});
+  for (const void* hit = memmem(data, size, kRefused.data(), kRefused.size());
+       hit != nullptr;) {
+    const size_t begin = static_cast<const char*>(hit) - data + kRefused.size();
+    const void* is = memmem(data + begin, size - begin, " is ", 4);
+    if (is != nullptr) {
+      const size_t end = static_cast<const char*>(is) - data;
+      if (end <= StringEnd(*body, begin)) {
+        cuts.push_back({begin, end, "(address hidden)"});
+      }
+    }
+    hit = memmem(data + begin, size - begin, kRefused.data(), kRefused.size());
   }
-  if (cuts.empty()) return body;
+  if (cuts.empty()) return false;
   std::sort(cuts.begin(), cuts.end(),
             [](const Cut& a, const Cut& b) { return a.begin < b.begin; });
   std::string out;
+  out.reserve(size);
   size_t copied = 0;
   for (const Cut& c : cuts) {
     if (c.begin < copied) continue;
-    out.append(body, copied, c.begin - copied);
+    out.append(*body, copied, c.begin - copied);
     out.append(c.with.data(), c.with.size());
     copied = c.end;
   }
-  out.append(body, copied, std::string::npos);
-  return out;
+  out.append(*body, copied, std::string::npos);
+  body->swap(out);
+  return true;
 }
 
 int64_t ParseWebhookId(const std::string& text) {

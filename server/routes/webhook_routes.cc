@@ -325,7 +325,7 @@ void AddWebhookRoutes(Router* router, AppContext* app) {
   // Every webhook answer may show a URL or a refused delivery's address:
   // masked below admin (CONTRACT section 8).
   auto add = [router](Route r) {
-    r.redact_for_non_admin = MaskForNonAdmin;
+    r.redact_for_non_admin = MaskForNonAdminInPlace;
     router->Add(std::move(r));
   };
   add({"GET", "/api/v1/webhooks", BodyPolicy::kNone, Scope::kRead,
