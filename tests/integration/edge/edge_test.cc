@@ -491,6 +491,40 @@ TEST_CASE("Edge: answers that say Connection: close really close") {
   CHECK(asked.got().find("Connection: close") != std::string::npos);
 }
 
+TEST_CASE("Edge: one compression rule, gzip for large text bodies") {
+  Daemon d("edge_gzip_rule", Env());
+  Raw gz(d.port());
+  REQUIRE(
+      gz.Send("GET /dashboard HTTP/1.1\r\nHost: localhost\r\n"
+              "Accept-Encoding: br, gzip\r\nConnection: close\r\n\r\n"));
+  REQUIRE(gz.ClosedWithin(10000));
+  CHECK(StatusOf(gz.got()) == 200);
+  CHECK(gz.got().find("Content-Encoding: gzip") != std::string::npos);
+  CHECK(gz.got().find("Vary: Accept-Encoding") != std::string::npos);
+  // Never Brotli (cpp-httplib's own default, quality 11), never small ones.
+  Raw br(d.port());
+  REQUIRE(
+      br.Send("GET /dashboard HTTP/1.1\r\nHost: localhost\r\n"
+              "Accept-Encoding: br\r\nConnection: close\r\n\r\n"));
+  REQUIRE(br.ClosedWithin(10000));
+  CHECK(br.got().find("Content-Encoding") == std::string::npos);
+  Raw small(d.port());
+  REQUIRE(
+      small.Send("GET /health HTTP/1.1\r\nHost: localhost\r\n"
+                 "Accept-Encoding: gzip\r\nConnection: close\r\n\r\n"));
+  REQUIRE(small.ClosedWithin(10000));
+  CHECK(small.got().find("Content-Encoding") == std::string::npos);
+  // The compressed page is the page.
+  httplib::Client c = d.Client();
+  c.set_decompress(true);
+  auto plain = c.Get("/dashboard");
+  REQUIRE(plain);
+  c.set_compress(false);
+  auto inflated = c.Get("/dashboard", {{"Accept-Encoding", "gzip"}});
+  REQUIRE(inflated);
+  CHECK(inflated->body == plain->body);
+}
+
 TEST_CASE("Edge: the open-file limit must exceed the connection cap") {
   const std::string dsn = harness::MigratedDatabase("edge_nofile");
   harness::EnvMap env = Daemon::BaseEnv(dsn, harness::FreePort());
