@@ -252,8 +252,8 @@ TEST_CASE("lock contention: db_lock_waits, db_lock_wait_seconds_max, deep") {
                     "'pggit.webhooks'::regclass");
               },
               [](const std::string& n) { return n == "1"; }) == "1");
-  Process waiter(
-      {"psql", "-X", "-q", d.dsn(), "-c", "SELECT count(*) FROM pggit.webhooks"});
+  Process waiter({"psql", "-X", "-q", d.dsn(), "-c",
+                  "SELECT count(*) FROM pggit.webhooks"});
   double waits = PollUntil(
       10, [&] { return Sample(d, "db_lock_waits"); },
       [](double v) { return v >= 1; });
