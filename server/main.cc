@@ -46,13 +46,9 @@ int main(int argc, char** argv) {
                  std::string(config.status().message()).c_str());
     return 1;
   }
-  Log::SetLevel(config->api_log_level);
-  if (!config->log_file.empty()) {
-    absl::Status s = Log::SetFile(config->log_file);
-    if (!s.ok()) {
-      std::fprintf(stderr, "pggit-api: %s\n", std::string(s.message()).c_str());
-      return 1;
-    }
+  if (absl::Status s = Log::Configure(LogOptionsFromConfig(*config)); !s.ok()) {
+    std::fprintf(stderr, "pggit-api: %s\n", std::string(s.message()).c_str());
+    return 1;
   }
   if (command == "migrate") return server::RunMigrate(*config);
   if (command == "check-config") return server::RunCheckConfig(*config);

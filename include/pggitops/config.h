@@ -26,13 +26,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "pggitops/export.h"
+#include "pggitops/log.h"
 
 namespace pggitops {
-
-enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
-
-// "DEBUG", "INFO", "WARNING", "ERROR".
-PGGITOPS_EXPORT const char* LogLevelName(LogLevel level);
 
 // The one redaction of connection strings (DATABASE_URL, REDIS_URL, and
 // any libpq or Redis URL): the password of a URI's userinfo, a lone
@@ -198,9 +194,8 @@ PGGITOPS_EXPORT std::string DescribeConfig(const Config& config);
 // One line per key: name, default, allowed range and meaning; for --help.
 PGGITOPS_EXPORT std::string ConfigHelp();
 
-// Parses a level name (DEBUG, INFO, WARNING or WARN, ERROR;
-// case-insensitive).
-PGGITOPS_EXPORT absl::StatusOr<LogLevel> ParseLogLevel(const std::string& s);
+// Log options from API_LOG_LEVEL and PGGIT_LOG_FILE (no sink).
+PGGITOPS_EXPORT LogOptions LogOptionsFromConfig(const Config& config);
 
 }  // namespace pggitops
 

@@ -6,7 +6,7 @@
 // `alert_delivery_queue` row per matching active webhook and sends NOTIFY
 // pggit_deliveries, in the inserting transaction. EnqueueAlert() below is the
 // std/Abseil way to insert one (on its own, or in the caller's transaction
-// on a pooled lease); "pggitops/pqxx.h" takes the caller's own libpqxx
+// on a pooled lease); "pggitops/delivery_pqxx.h" takes the caller's own libpqxx
 // transaction; any SQL producer may simply INSERT INTO alerts.
 //
 // A DeliveryEngine takes due rows and delivers them, at least once:

@@ -22,19 +22,12 @@
 // transaction object on a lease is destroyed before the lease is returned
 // (the pool rolls back an open transaction left in the session itself).
 //
-// It also takes alerts inside the caller's own transaction (EnqueueAlert
-// below), so an alert and its deliveries commit or roll back with the
-// application's writes:
-//
-//   pqxx::work txn(conn);
-//   txn.exec("UPDATE accounts ...");
-//   absl::StatusOr<int64_t> id = EnqueueAlert(txn, alert);
-//   if (!id.ok()) return id.status();   // txn is aborted: do not commit
-//   txn.commit();                        // engines are woken at commit
+// Components that take the caller's libpqxx transaction have an adapter
+// header of their own built on this one: "pggitops/delivery_pqxx.h"
+// (EnqueueAlert in the caller's transaction).
 #ifndef PGGITOPS_INCLUDE_PQXX_H_
 #define PGGITOPS_INCLUDE_PQXX_H_
 
-#include <cstdint>
 #include <exception>
 #include <pqxx/pqxx>
 #include <utility>
@@ -43,7 +36,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "pggitops/connection_pool.h"
-#include "pggitops/delivery_queue.h"
 #include "pggitops/export.h"
 
 namespace pggitops {
@@ -74,15 +66,6 @@ absl::Status RunPqxx(PooledConnection& lease, absl::string_view what, Fn&& fn) {
     return StatusFromPqxxException(e, &lease);
   }
 }
-
-// Inserts the alert within `txn` (any libpqxx connection to the pggitops
-// database: one from the pool via Connection(lease), or the application's
-// own) and returns its id. InvalidArgument for an invalid alert (nothing is
-// sent to the server); a database error is converted as
-// StatusFromPqxxException does, and leaves `txn` aborted, as any failed
-// statement does.
-PGGITOPS_EXPORT absl::StatusOr<int64_t> EnqueueAlert(
-    pqxx::transaction_base& txn, const AlertInput& alert);
 
 }  // namespace pggitops
 

@@ -17,20 +17,6 @@
 
 namespace pggitops {
 
-const char* LogLevelName(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug:
-      return "DEBUG";
-    case LogLevel::kInfo:
-      return "INFO";
-    case LogLevel::kWarning:
-      return "WARNING";
-    case LogLevel::kError:
-      return "ERROR";
-  }
-  return "INFO";
-}
-
 int DefaultApiWorkers() {
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   return std::max(4, 2 * static_cast<int>(std::max(1L, cores)));
@@ -209,14 +195,11 @@ absl::StatusOr<Config> LoadConfig(const ConfigSources& sources) {
   return config;
 }
 
-absl::StatusOr<LogLevel> ParseLogLevel(const std::string& s) {
-  std::string upper = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(s));
-  if (upper == "DEBUG") return LogLevel::kDebug;
-  if (upper == "INFO") return LogLevel::kInfo;
-  if (upper == "WARNING" || upper == "WARN") return LogLevel::kWarning;
-  if (upper == "ERROR") return LogLevel::kError;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown log level \"", s, "\": use DEBUG, INFO, WARNING or ERROR"));
+LogOptions LogOptionsFromConfig(const Config& config) {
+  LogOptions options;
+  options.level = config.api_log_level;
+  options.file = config.log_file;
+  return options;
 }
 
 }  // namespace pggitops

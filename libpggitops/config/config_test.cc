@@ -337,15 +337,5 @@ TEST_CASE("LoadConfig: YAML sequences and nulls") {
                          "\"nope\""));
 }
 
-TEST_CASE("ParseLogLevel") {
-  CHECK(*ParseLogLevel("debug") == LogLevel::kDebug);
-  CHECK(*ParseLogLevel("INFO") == LogLevel::kInfo);
-  CHECK(*ParseLogLevel("Warn") == LogLevel::kWarning);
-  CHECK(*ParseLogLevel("warning") == LogLevel::kWarning);
-  CHECK(*ParseLogLevel("ERROR") == LogLevel::kError);
-  CHECK(ParseLogLevel("trace").status().code() ==
-        absl::StatusCode::kInvalidArgument);
-}
-
 }  // namespace
 }  // namespace pggitops

@@ -1,7 +1,7 @@
 // EnqueueAlert over the caller's libpqxx transaction (pggitops/pqxx.h).
 #include <string>
 
-#include "pggitops/pqxx.h"
+#include "pggitops/delivery_pqxx.h"
 
 namespace pggitops {
 

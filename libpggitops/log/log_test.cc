@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -19,6 +20,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "doctest/doctest.h"
 #include "nlohmann/json.hpp"
 #include "testing/temp_dir.h"
@@ -74,6 +76,7 @@ struct RestoreLog {
   LogLevel level = Log::level();
   ~RestoreLog() {
     Log::SetLevel(level);
+    Log::SetSink(nullptr);
     (void)Log::SetFile("");
   }
 };
@@ -278,6 +281,111 @@ TEST_CASE("Log file: a path that cannot be opened is Unavailable") {
   Log::Error("still logged");
   CHECK(capture.Lines().size() == 1);
   CHECK(!std::filesystem::exists(path));
+}
+
+// A sink that keeps what it receives (the embedder's logger).
+class RecordingSink : public LogSink {
+ public:
+  struct Line {
+    LogLevel level;
+    std::string message, request_id, formatted;
+    std::vector<std::pair<std::string, std::string>> fields;
+  };
+  void Write(const LogRecord& r) override {
+    Line line{r.level,
+              std::string(r.message),
+              std::string(r.request_id),
+              FormatLogLine(r),
+              {}};
+    for (const LogField& f : r.fields) {
+      line.fields.emplace_back(std::string(f.first), f.second);
+    }
+    absl::MutexLock l(&mu_);
+    lines_.push_back(std::move(line));
+  }
+  std::vector<Line> lines() {
+    absl::MutexLock l(&mu_);
+    return lines_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Line> lines_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_CASE("Log sink: every line at the level goes to the sink, not stderr") {
+  RestoreLog restore;
+  testing::TempDir dir("pggitops-log-test-");
+  auto sink = std::make_shared<RecordingSink>();
+  LogOptions options;
+  options.level = LogLevel::kWarning;
+  options.sink = sink;
+  options.file = dir.path() + "/error.log";
+  REQUIRE(Log::Configure(options).ok());
+  CaptureStderr capture;
+  Log::Info("below the level");
+  {
+    ScopedLogRequestId id("req-7");
+    Log::Warning("pool timeout", {{"waited_ms", "30000"}});
+  }
+  Log::Error("query failed");
+  std::vector<RecordingSink::Line> lines = sink->lines();
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].level == LogLevel::kWarning);
+  CHECK(lines[0].message == "pool timeout");
+  CHECK(lines[0].request_id == "req-7");
+  REQUIRE(lines[0].fields.size() == 1);
+  CHECK(lines[0].fields[0].first == "waited_ms");
+  CHECK(lines[0].fields[0].second == "30000");
+  // FormatLogLine is the default output's line.
+  json j = json::parse(lines[0].formatted);
+  CHECK(j["level"] == "WARNING");
+  CHECK(j["request_id"] == "req-7");
+  CHECK(j["waited_ms"] == "30000");
+  CHECK(lines[1].request_id.empty());
+  // Nothing reached stderr or the file meanwhile.
+  CHECK(capture.Text().empty());
+  CHECK(ReadAll(options.file).empty());
+
+  // Null restores the default output.
+  Log::SetSink(nullptr);
+  Log::Error("back on stderr");
+  CHECK(capture.Lines().size() == 1);
+  CHECK(sink->lines().size() == 2);
+}
+
+TEST_CASE("Log sink: replaced while other threads log; each line reaches one") {
+  RestoreLog restore;
+  Log::SetLevel(LogLevel::kInfo);
+  auto first = std::make_shared<RecordingSink>();
+  auto second = std::make_shared<RecordingSink>();
+  Log::SetSink(first);
+  constexpr int kThreads = 4;
+  constexpr int kLines = 500;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([] {
+      for (int i = 0; i < kLines; ++i) Log::Info("line");
+    });
+  }
+  Log::SetSink(second);
+  for (std::thread& t : threads) t.join();
+  CHECK(first->lines().size() + second->lines().size() ==
+        static_cast<size_t>(kThreads * kLines));
+}
+
+TEST_CASE("ParseLogLevel and LogLevelName") {
+  CHECK(*ParseLogLevel("debug") == LogLevel::kDebug);
+  CHECK(*ParseLogLevel("INFO") == LogLevel::kInfo);
+  CHECK(*ParseLogLevel("Warn") == LogLevel::kWarning);
+  CHECK(*ParseLogLevel("warning") == LogLevel::kWarning);
+  CHECK(*ParseLogLevel("ERROR") == LogLevel::kError);
+  CHECK(ParseLogLevel("trace").status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  for (LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning,
+                     LogLevel::kError}) {
+    CHECK(*ParseLogLevel(LogLevelName(l)) == l);
+  }
 }
 
 }  // namespace

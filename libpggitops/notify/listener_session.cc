@@ -7,21 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "libpggitops/pool/conninfo.h"
+#include "libpggitops/pool/pqxx_status.h"
 #include "pggitops/log.h"
 
 namespace pggitops::internal {
 namespace {
 
-std::string OneLine(absl::string_view message) {
-  std::string out;
-  for (char c : absl::StripAsciiWhitespace(message)) {
-    const bool space = c == '\n' || c == '\t' || c == '\r';
-    if (space && (out.empty() || out.back() == ' ')) continue;
-    out += space ? ' ' : c;
-  }
-  return out;
-}
-
+// Every failure of the listener's session means reconnecting: whatever
+// libpqxx threw, the session is reported unavailable.
 absl::Status Unavailable(const std::exception& e) {
   return absl::UnavailableError(
       absl::StrCat("listener session: ", OneLine(e.what())));

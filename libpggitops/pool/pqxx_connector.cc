@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libpggitops/pool/conninfo.h"
+#include "libpggitops/pool/pqxx_status.h"
 #include "libpggitops/pool/sql_status.h"
 #include "pggitops/log.h"
 
@@ -34,17 +35,6 @@ struct RawConnectionExposer {
   friend RawConnectionFn RawConnectionAccessor() { return kFn; }
 };
 template struct RawConnectionExposer<&pqxx::connection_base::raw_connection>;
-
-// libpq messages end with a newline and continue on tab-indented lines.
-std::string OneLine(absl::string_view message) {
-  std::string out;
-  for (char c : absl::StripAsciiWhitespace(message)) {
-    bool space = c == '\n' || c == '\t' || c == '\r';
-    if (space && (out.empty() || out.back() == ' ')) continue;
-    out += space ? ' ' : c;
-  }
-  return out;
-}
 
 class PqxxConnector final : public PgConnector {
  public:
@@ -236,22 +226,7 @@ pqxx::connection& Connection(PooledConnection& lease) {
 
 absl::Status StatusFromPqxxException(const std::exception& e,
                                      PooledConnection* lease) {
-  absl::Status status;
-  const std::string message = internal::OneLine(e.what());
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
-    status = internal::SqlError(sql->sqlstate(), message);
-    if (sql->sqlstate().empty()) status = absl::InternalError(message);
-  } else if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
-    status = absl::UnavailableError(message);
-  } else if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr ||
-             dynamic_cast<const pqxx::statement_completion_unknown*>(&e) !=
-                 nullptr) {
-    status = absl::UnknownError(message);
-  } else if (dynamic_cast<const pqxx::transaction_rollback*>(&e) != nullptr) {
-    status = absl::AbortedError(message);
-  } else {
-    status = absl::InternalError(message);
-  }
+  absl::Status status = internal::StatusFromPqxx(e);
   if (lease != nullptr && lease->valid() &&
       internal::IsConnectionFailure(status)) {
     lease->MarkBroken();

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "libpggitops/pool/pqxx_status.h"
 #include "libpggitops/schema/migration_plan.h"
 #include "libpggitops/schema/migrations.h"
 #include "libpggitops/schema/schema_internal.h"
@@ -64,7 +65,7 @@ absl::StatusOr<std::vector<std::string>> Apply(
     try {
       tx.exec(m->sql);
     } catch (const pqxx::sql_error& e) {
-      absl::Status s = internal::StatusFromPqxx(
+      absl::Status s = internal::SchemaError(
           e, absl::StrCat("migration ", label, " failed (nothing applied)"));
       if (s.code() == absl::StatusCode::kUnavailable) return s;
       return absl::InternalError(s.message());
@@ -118,30 +119,16 @@ const std::vector<std::string>& GuideIndexNames() {
   return kNames;
 }
 
-absl::Status StatusFromPqxx(const std::exception& e,
-                            absl::string_view context) {
-  const std::string message =
-      absl::StrCat(context, ": ", absl::StripTrailingAsciiWhitespace(e.what()));
-  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
-    return absl::UnavailableError(message);
+absl::Status SchemaError(const std::exception& e, absl::string_view context) {
+  absl::Status s = StatusFromPqxx(e, context);
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnknown:
+      return s;
+    default:  // schema.h promises kInternal for a failing migration
+      return absl::InternalError(s.message());
   }
-  if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
-    return absl::UnknownError(message);
-  }
-  // libpqxx 6.4 leaves sqlstate() empty on insufficient_privilege, so it is
-  // recognised by type.
-  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr) {
-    return absl::PermissionDeniedError(message);
-  }
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
-    const std::string& state = sql->sqlstate();
-    if (state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" ||
-        state == "57P03") {
-      return absl::UnavailableError(message);
-    }
-    if (state == "42501") return absl::PermissionDeniedError(message);
-  }
-  return absl::InternalError(message);
 }
 
 absl::StatusOr<MigrateResult> MigrateOn(pqxx::connection_base& conn) {
@@ -155,7 +142,7 @@ absl::StatusOr<MigrateResult> MigrateOn(pqxx::connection_base& conn) {
     }
     return result;
   } catch (const std::exception& e) {
-    return StatusFromPqxx(e, "migrating the database schema");
+    return SchemaError(e, "migrating the database schema");
   }
 }
 
@@ -186,7 +173,7 @@ absl::StatusOr<SchemaStatus> CheckSchemaOn(pqxx::connection_base& conn) {
                         status.version <= MaxCompatibleSchemaVersion();
     return status;
   } catch (const std::exception& e) {
-    return StatusFromPqxx(e, "checking the database schema");
+    return SchemaError(e, "checking the database schema");
   }
 }
 
@@ -200,7 +187,7 @@ absl::StatusOr<MigrateResult> Migrate(const std::string& database_url) {
     session.commit();
     return internal::MigrateOn(conn);
   } catch (const std::exception& e) {
-    return internal::StatusFromPqxx(e, "migrating the database schema");
+    return internal::SchemaError(e, "migrating the database schema");
   }
 }
 
@@ -209,7 +196,7 @@ absl::StatusOr<SchemaStatus> CheckSchema(const std::string& database_url) {
     pqxx::connection conn(database_url);
     return internal::CheckSchemaOn(conn);
   } catch (const std::exception& e) {
-    return internal::StatusFromPqxx(e, "checking the database schema");
+    return internal::SchemaError(e, "checking the database schema");
   }
 }
 

@@ -32,11 +32,10 @@ absl::StatusOr<MigrateResult> MigrateOn(pqxx::connection_base& conn);
 // REQUIRES: no transaction is open on `conn`. Never throws.
 absl::StatusOr<SchemaStatus> CheckSchemaOn(pqxx::connection_base& conn);
 
-// Maps an exception thrown by libpqxx to a status whose message starts with
-// `context`: connection failures (broken_connection, SQLSTATE class 08,
-// 57P01-57P03) are kUnavailable, 42501 is kPermissionDenied, a commit of
-// unknown outcome is kUnknown, anything else kInternal.
-absl::Status StatusFromPqxx(const std::exception& e, absl::string_view context);
+// StatusFromPqxx (libpggitops/pool/pqxx_status.h) narrowed to the codes
+// schema.h promises: kUnavailable, kPermissionDenied and kUnknown as
+// mapped, anything else kInternal; the message starts with `context`.
+absl::Status SchemaError(const std::exception& e, absl::string_view context);
 
 }  // namespace pggitops::internal
 

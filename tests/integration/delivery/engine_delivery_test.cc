@@ -9,7 +9,7 @@
 
 #include "doctest/doctest.h"
 #include "nlohmann/json.hpp"
-#include "pggitops/pqxx.h"
+#include "pggitops/delivery_pqxx.h"
 #include "tests/integration/delivery/delivery_test_util.h"
 
 namespace pggitops {
