@@ -27,15 +27,10 @@
 #include "server/http/client_address.h"
 #include "server/http/http_server.h"
 #include "server/lifecycle.h"
-#include "server/routes/alert_routes.h"
-#include "server/routes/cache_routes.h"
 #include "server/routes/cached_read.h"
-#include "server/routes/dashboard_page_routes.h"
-#include "server/routes/dashboard_routes.h"
-#include "server/routes/health_routes.h"
 #include "server/routes/request_figures.h"
+#include "server/routes/route_table.h"
 #include "server/routes/sse_hub.h"
-#include "server/routes/webhook_routes.h"
 
 namespace pggitops::server {
 namespace {
@@ -200,12 +195,7 @@ absl::Status App::Impl::Start() {
   s = listener->Start();
   if (!s.ok()) return s;
 
-  AddHealthRoutes(&router, &ctx);
-  AddCacheRoutes(&router, cache.get(), &latency);
-  AddWebhookRoutes(&router, &ctx);
-  AddAlertRoutes(&router, &ctx);
-  AddDashboardRoutes(&router, &ctx);
-  AddDashboardPageRoutes(&router, keys.get(), &proxies);
+  AddAllRoutes(&router, &ctx, keys.get(), &proxies);
   HttpServerOptions http = ServerOptions(config, &proxies);
   // No CORS while protected mode is on: no page of another origin may
   // call a server that trusts every local client.
