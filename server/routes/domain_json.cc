@@ -81,4 +81,31 @@ json DeliveryJson(const Delivery& d) {
           {"attempts", attempts}};
 }
 
+json AlertJson(const Alert& a) {
+  json context;
+  if (a.context_omitted_bytes.has_value()) {
+    context = {{"truncated", true}, {"bytes", *a.context_omitted_bytes}};
+  } else {
+    context = json::parse(a.context_json, nullptr, /*allow_exceptions=*/false);
+    if (context.is_discarded()) context = json::object();
+  }
+  const AlertDeliveryCounts& d = a.deliveries;
+  return {{"id", a.id},
+          {"operation_type", a.operation_type},
+          {"severity", a.severity},
+          {"message", a.message},
+          {"status", a.status},
+          {"context", std::move(context)},
+          {"created_at", Rfc3339(a.created_at)},
+          {"updated_at", Rfc3339(a.updated_at)},
+          {"acknowledged_at", TimeJson(a.acknowledged_at)},
+          {"resolved_at", TimeJson(a.resolved_at)},
+          {"deliveries",
+           {{"pending", d.pending},
+            {"in_progress", d.in_progress},
+            {"delivered", d.delivered},
+            {"failed", d.failed},
+            {"cancelled", d.cancelled}}}};
+}
+
 }  // namespace pggitops::server

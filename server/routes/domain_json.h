@@ -10,6 +10,7 @@
 
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "pggitops/alert_store.h"
 #include "pggitops/webhook_store.h"
 
 namespace pggitops::server {
@@ -25,6 +26,10 @@ nlohmann::json TimeJson(const std::optional<absl::Time>& t);
 nlohmann::json WebhookJson(const Webhook& w);
 // One delivery with its attempts.
 nlohmann::json DeliveryJson(const Delivery& d);
+
+// An alert with its deliveries by status; a context the store left out for
+// its size is {"truncated": true, "bytes": N}.
+nlohmann::json AlertJson(const Alert& a);
 
 }  // namespace pggitops::server
 

@@ -3,45 +3,17 @@
 // that the one "failing" rule agrees with the webhooks health check.
 #include "pggitops/webhook_store.h"
 
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "doctest/doctest.h"
-#include "pggitops/connection_pool.h"
 #include "pggitops/delivery_queue.h"
-#include "pggitops/schema.h"
-#include "tests/harness/harness.h"
+#include "tests/integration/store_test_util.h"
 
 namespace pggitops {
 namespace {
 
-struct Db {
-  std::unique_ptr<ConnectionPool> pool;
-
-  explicit Db(const std::string& name) {
-    const std::string dsn = harness::FreshDatabase(name);
-    absl::StatusOr<MigrateResult> m = Migrate(dsn);
-    REQUIRE_MESSAGE(m.ok(), m.status().ToString());
-    PoolOptions o;
-    o.dsn = dsn;
-    o.size = 2;
-    absl::StatusOr<std::unique_ptr<ConnectionPool>> p =
-        ConnectionPool::Create(o);
-    REQUIRE(p.ok());
-    pool = *std::move(p);
-  }
-
-  // First cell of the first row ("" for none or NULL).
-  std::string Scalar(const std::string& sql) {
-    absl::StatusOr<PooledConnection> lease = pool->Acquire();
-    REQUIRE(lease.ok());
-    absl::StatusOr<QueryResult> r = lease->Query(sql);
-    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-    if (r->rows.empty() || !r->rows[0][0].has_value()) return "";
-    return *r->rows[0][0];
-  }
-};
+using store_test::Db;
 
 WebhookFields Named(const std::string& name) {
   WebhookFields f;
