@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "pggitops/alert_store.h"
+#include "pggitops/dashboard.h"
 #include "pggitops/log.h"
 #include "pggitops/version.h"
 #include "server/http/errors.h"
@@ -33,41 +34,11 @@ namespace pggitops::server {
 namespace {
 
 using nlohmann::json;
-using Params = std::vector<std::optional<std::string>>;
 
 constexpr int64_t kDefaultLimit = 20;
 constexpr int64_t kMaxLimit = 100;
 constexpr size_t kMaxIds = 1000;
 constexpr size_t kMaxMessageChars = 10000;
-
-// Queue depth, failed, pending alerts, active webhooks, pending deliveries.
-constexpr char kStatusSql[] =
-    "SELECT (SELECT count(*) FROM pggit.alert_delivery_queue"
-    " WHERE delivery_status IN ('pending', 'in_progress')),"
-    " (SELECT count(*) FROM pggit.alert_delivery_queue"
-    " WHERE delivery_status = 'failed'),"
-    " (SELECT count(*) FROM pggit.alerts WHERE status = 'pending'),"
-    " (SELECT count(*) FROM pggit.webhooks"
-    " WHERE status = 'active' AND deleted_at IS NULL),"
-    " (SELECT count(*) FROM pggit.alert_delivery_queue"
-    " WHERE delivery_status = 'pending')";
-
-absl::StatusOr<QueryResult> Run(
-    ConnectionPool* pool, const std::string& sql, const Params& params,
-    std::optional<absl::Duration> wait = std::nullopt) {
-  absl::StatusOr<PooledConnection> lease =
-      wait.has_value() ? pool->Acquire(*wait) : pool->Acquire();
-  if (!lease.ok()) return lease.status();
-  return lease->Query(sql, params);
-}
-
-int64_t IntCell(const std::optional<std::string>& cell) {
-  int64_t v = 0;
-  if (!cell.has_value() || !absl::SimpleAtoi(*cell, &v)) {
-    throw std::runtime_error("unexpected non-integer column");
-  }
-  return v;
-}
 
 // ---------------------------------------------------------------------------
 // Input validation (CONTRACT section 10)
@@ -541,15 +512,15 @@ SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
                        {"size_bytes", c.bytes}};
     status["cache_hit_rate"] = c.hit_rate;
   }
-  absl::StatusOr<QueryResult> r =
-      Run(app->pool, kStatusSql, {}, app->config->sse_query_timeout);
-  if (r.ok() && !r->rows.empty()) {
+  absl::StatusOr<QueueStatus> q =
+      ReadQueueStatus(app->pool, app->config->sse_query_timeout);
+  if (q.ok()) {
     status["database"] = "connected";
-    status["queue"] = {{"depth", IntCell(r->rows[0].at(0))},
-                       {"failed", IntCell(r->rows[0].at(1))}};
-    status["alerts"] = {{"pending", IntCell(r->rows[0].at(2))}};
-    status["active_webhooks"] = IntCell(r->rows[0].at(3));
-    status["pending_deliveries"] = IntCell(r->rows[0].at(4));
+    status["queue"] = {{"depth", q->queue_depth},
+                       {"failed", q->failed_deliveries}};
+    status["alerts"] = {{"pending", q->pending_alerts}};
+    status["active_webhooks"] = q->active_webhooks;
+    status["pending_deliveries"] = q->pending_deliveries;
   } else {
     status["database"] = "unavailable";
     status["queue"] = nullptr;
