@@ -131,7 +131,9 @@ DeliveryOverview ReadOverview(const Row& r) {
 }
 
 WebhookFigures ReadWebhookFigures(const Row& r) {
-  auto c = [&](size_t i) -> const Cell& { return r.at(kFirstWebhookColumn + i); };
+  auto c = [&](size_t i) -> const Cell& {
+    return r.at(kFirstWebhookColumn + i);
+  };
   WebhookFigures w;
   w.id = IntCell(c(0));
   w.name = c(1).value_or("");
