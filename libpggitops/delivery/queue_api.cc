@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "libpggitops/delivery/address_policy.h"
 #include "libpggitops/delivery/store_util.h"
+#include "libpggitops/webhooks/failing.h"
 #include "pggitops/delivery_queue.h"
 
 namespace pggitops {
@@ -103,19 +104,15 @@ absl::StatusOr<int> RetryPending(ConnectionPool* pool,
   }
   // Webhooks first, locked in id order (the dispatchers' lock order, so
   // no deadlock with a completing batch): close the breakers.
-  absl::Status s = lease
-                       ->Query(R"sql(
-UPDATE pggit.webhooks
-   SET breaker_state = 'closed', consecutive_failures = 0,
-       breaker_open_until = NULL, breaker_open_seconds = NULL
- WHERE id IN (SELECT id FROM pggit.webhooks
-               WHERE status = 'active' AND deleted_at IS NULL
-                 AND ($1::bigint IS NULL OR id = $1::bigint)
-                 AND (breaker_state <> 'closed' OR consecutive_failures > 0)
-               ORDER BY id
-                 FOR UPDATE))sql",
-                               {id})
-                       .status();
+  static const std::string* close_breakers = new std::string(absl::StrCat(
+      "UPDATE pggit.webhooks"
+      " SET breaker_state = 'closed', consecutive_failures = 0,"
+      " breaker_open_until = NULL, breaker_open_seconds = NULL"
+      " WHERE id IN (SELECT id FROM pggit.webhooks"
+      " WHERE deleted_at IS NULL AND ($1::bigint IS NULL OR id = $1::bigint)"
+      " AND ",
+      internal::FailingWebhookSql(), " ORDER BY id FOR UPDATE)"));
+  absl::Status s = lease->Query(*close_breakers, {id}).status();
   if (!s.ok()) return s;
   absl::StatusOr<QueryResult> r = lease->Query(
       R"sql(
@@ -156,15 +153,14 @@ HealthCheck WebhooksHealthCheck(ConnectionPool* pool, absl::Duration timeout) {
   check.run = [pool, timeout] {
     absl::StatusOr<PooledConnection> lease = pool->Acquire(timeout / 2);
     if (!lease.ok()) return QueryFailed(lease.status());
-    absl::StatusOr<QueryResult> q = lease->Query(R"sql(
-SELECT count(*) FILTER (WHERE status = 'active'),
-       count(*) FILTER (WHERE status = 'active'
-                          AND (consecutive_failures > 0
-                               OR breaker_state <> 'closed')),
-       count(*) FILTER (WHERE status = 'disabled'),
-       count(*) FILTER (WHERE status = 'inactive')
-  FROM pggit.webhooks
- WHERE deleted_at IS NULL)sql");
+    static const std::string* counts = new std::string(
+        absl::StrCat("SELECT count(*) FILTER (WHERE status = 'active'),"
+                     " count(*) FILTER (WHERE ",
+                     internal::FailingWebhookSql(),
+                     "), count(*) FILTER (WHERE status = 'disabled'),"
+                     " count(*) FILTER (WHERE status = 'inactive')"
+                     " FROM pggit.webhooks WHERE deleted_at IS NULL"));
+    absl::StatusOr<QueryResult> q = lease->Query(*counts);
     if (!q.ok()) return QueryFailed(q.status());
     const auto& row = q->rows[0];
     const int64_t failing = Int(row[1]);

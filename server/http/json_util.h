@@ -4,7 +4,6 @@
 
 #include <string>
 
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 
@@ -12,10 +11,6 @@ namespace pggitops::server {
 
 // RFC 3339 UTC with microseconds, e.g. 2026-11-29T07:35:07.123456Z.
 std::string Rfc3339(absl::Time t);
-
-// SQL that renders timestamptz `column` in PostgreSQL as Rfc3339() does
-// (NULL stays NULL), for JSON built by json_build_object.
-std::string Rfc3339Sql(absl::string_view column);
 
 // Compact JSON; invalid UTF-8 replaced rather than thrown on.
 std::string DumpJson(const nlohmann::json& j);

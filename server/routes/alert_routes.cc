@@ -18,12 +18,15 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "pggitops/alert_store.h"
+#include "pggitops/dashboard.h"
 #include "pggitops/log.h"
 #include "pggitops/version.h"
 #include "server/http/errors.h"
 #include "server/http/json_util.h"
 #include "server/http/request_context.h"
 #include "server/routes/cached_read.h"
+#include "server/routes/domain_json.h"
 #include "server/routes/request_figures.h"
 #include "server/routes/sse_hub.h"
 
@@ -31,147 +34,11 @@ namespace pggitops::server {
 namespace {
 
 using nlohmann::json;
-using Params = std::vector<std::optional<std::string>>;
 
 constexpr int64_t kDefaultLimit = 20;
 constexpr int64_t kMaxLimit = 100;
 constexpr size_t kMaxIds = 1000;
 constexpr size_t kMaxMessageChars = 10000;
-
-// ---------------------------------------------------------------------------
-// SQL
-// ---------------------------------------------------------------------------
-
-// ALERT_CONTEXT_MAX_BYTES, for the SQL below (set once by AddAlertRoutes).
-int64_t g_context_max_bytes = 65536;
-
-// One alert `a` as a JSON object, with its delivery counts by status. With
-// `bounded`, a context larger than ALERT_CONTEXT_MAX_BYTES (one written by
-// SQL: the API refuses them) is shown as {"truncated": true, "bytes": N},
-// so a list page or a stream replay stays bounded by its length x the cap.
-std::string AlertJsonSql(bool bounded) {
-  std::string context =
-      bounded ? absl::StrCat(
-                    "CASE WHEN octet_length(a.context::text) > ",
-                    g_context_max_bytes,
-                    " THEN json_build_object('truncated', true, 'bytes', "
-                    "octet_length(a.context::text)) ELSE a.context::json END")
-              : std::string("a.context");
-  return absl::StrCat(
-      "json_build_object('id', a.id, 'operation_type', a.operation_type, "
-      "'severity', a.severity, 'message', a.message, 'status', a.status, "
-      "'context', ",
-      context, ", 'created_at', ", Rfc3339Sql("a.created_at"),
-      ", 'updated_at', ", Rfc3339Sql("a.updated_at"), ", 'acknowledged_at', ",
-      Rfc3339Sql("a.acknowledged_at"), ", 'resolved_at', ",
-      Rfc3339Sql("a.resolved_at"),
-      ", 'deliveries', (SELECT json_build_object("
-      "'pending', count(*) FILTER (WHERE q.delivery_status = 'pending'), "
-      "'in_progress', count(*) FILTER (WHERE q.delivery_status = "
-      "'in_progress'), "
-      "'delivered', count(*) FILTER (WHERE q.delivery_status = 'delivered'), "
-      "'failed', count(*) FILTER (WHERE q.delivery_status = 'failed'), "
-      "'cancelled', count(*) FILTER (WHERE q.delivery_status = 'cancelled')) "
-      "FROM pggit.alert_delivery_queue q WHERE q.alert_id = a.id))");
-}
-
-// $1 status, $2 severity, $3 operation_type (NULL: any).
-constexpr char kListFilter[] =
-    "($1::text IS NULL OR a.status = $1::text)"
-    " AND ($2::text IS NULL OR a.severity = $2::text)"
-    " AND ($3::text IS NULL OR a.operation_type = $3::text)";
-
-// Total and page in one statement, so both come from one snapshot.
-const std::string& ListSql() {
-  static const std::string* sql = new std::string(absl::StrCat(
-      "SELECT (SELECT count(*) FROM pggit.alerts a WHERE ", kListFilter,
-      "), (SELECT coalesce(json_agg(p.item ORDER BY p.created_at DESC, "
-      "p.id DESC), '[]') FROM (SELECT a.id, a.created_at, ",
-      AlertJsonSql(/*bounded=*/true), " AS item FROM pggit.alerts a WHERE ",
-      kListFilter,
-      " ORDER BY a.created_at DESC, a.id DESC LIMIT $4::bigint "
-      "OFFSET $5::bigint) p)"));
-  return *sql;
-}
-
-// The alerts `a` that `where` selects, as JSON, in id order.
-std::string AlertsWhereSql(absl::string_view where, bool bounded) {
-  return absl::StrCat("SELECT ", AlertJsonSql(bounded),
-                      " FROM pggit.alerts a WHERE ", where, " ORDER BY a.id");
-}
-
-// $1: ids.
-const std::string& ByIdsSql(bool bounded) {
-  static const std::string* full =
-      new std::string(AlertsWhereSql("a.id = ANY($1::bigint[])", false));
-  static const std::string* short_context =
-      new std::string(AlertsWhereSql("a.id = ANY($1::bigint[])", true));
-  return bounded ? *short_context : *full;
-}
-
-// At most $2 alerts after $1 (a Last-Event-ID), oldest first.
-const std::string& AfterIdSql() {
-  static const std::string* sql = new std::string(
-      AlertsWhereSql("a.id > $1::bigint", true) + " LIMIT $2::bigint");
-  return *sql;
-}
-
-// $1 ids, $2 the new status, $3 the statuses it may be reached from.
-// Answers (changed rows, ids that name no alert).
-constexpr char kTransitionSql[] =
-    "WITH ids AS (SELECT DISTINCT unnest($1::bigint[]) AS id),"
-    " changed AS (UPDATE pggit.alerts a SET status = $2::text FROM ids"
-    " WHERE a.id = ids.id AND a.status = ANY($3::text[]) RETURNING a.id)"
-    " SELECT (SELECT count(*) FROM changed),"
-    " coalesce((SELECT json_agg(ids.id ORDER BY ids.id) FROM ids"
-    " WHERE NOT EXISTS (SELECT 1 FROM pggit.alerts a WHERE a.id = ids.id)),"
-    " '[]')";
-
-// Queue depth, failed, pending alerts, active webhooks, pending deliveries.
-constexpr char kStatusSql[] =
-    "SELECT (SELECT count(*) FROM pggit.alert_delivery_queue"
-    " WHERE delivery_status IN ('pending', 'in_progress')),"
-    " (SELECT count(*) FROM pggit.alert_delivery_queue"
-    " WHERE delivery_status = 'failed'),"
-    " (SELECT count(*) FROM pggit.alerts WHERE status = 'pending'),"
-    " (SELECT count(*) FROM pggit.webhooks"
-    " WHERE status = 'active' AND deleted_at IS NULL),"
-    " (SELECT count(*) FROM pggit.alert_delivery_queue"
-    " WHERE delivery_status = 'pending')";
-
-absl::StatusOr<QueryResult> Run(
-    ConnectionPool* pool, const std::string& sql, const Params& params,
-    std::optional<absl::Duration> wait = std::nullopt) {
-  absl::StatusOr<PooledConnection> lease =
-      wait.has_value() ? pool->Acquire(*wait) : pool->Acquire();
-  if (!lease.ok()) return lease.status();
-  return lease->Query(sql, params);
-}
-
-QueryResult RunOrThrow(ConnectionPool* pool, const std::string& sql,
-                       const Params& params) {
-  absl::StatusOr<QueryResult> r = Run(pool, sql, params);
-  if (!r.ok()) throw FromStatus(r.status());
-  return *std::move(r);
-}
-
-json JsonCell(const std::optional<std::string>& cell) {
-  return cell.has_value() ? json::parse(*cell) : json(nullptr);
-}
-
-int64_t IntCell(const std::optional<std::string>& cell) {
-  int64_t v = 0;
-  if (!cell.has_value() || !absl::SimpleAtoi(*cell, &v)) {
-    throw std::runtime_error("unexpected non-integer column");
-  }
-  return v;
-}
-
-// "{1,2,3}": a PostgreSQL array literal.
-template <typename T>
-std::string ArrayLiteral(const std::vector<T>& values) {
-  return absl::StrCat("{", absl::StrJoin(values, ","), "}");
-}
 
 // ---------------------------------------------------------------------------
 // Input validation (CONTRACT section 10)
@@ -223,12 +90,6 @@ size_t Utf8Chars(const std::string& s) {
   return n;
 }
 
-struct ListQuery {
-  std::optional<std::string> status, severity, operation_type;
-  int64_t limit = kDefaultLimit;
-  int64_t offset = 0;
-};
-
 int64_t IntParam(const std::string& name, const std::string& value, int64_t min,
                  int64_t max, const std::string& range) {
   int64_t v = 0;
@@ -255,8 +116,8 @@ const std::vector<std::string> kSeverities = {"INFO", "WARNING", "CRITICAL"};
 
 // Unknown and repeated parameters are refused, so a typo such as `sevrity`
 // does not silently list everything.
-ListQuery ParseListQuery(const httplib::Request& req) {
-  ListQuery q;
+AlertFilter ParseListQuery(const httplib::Request& req) {
+  AlertFilter q;
   for (const auto& [name, value] : req.params) {
     if (name != "status" && name != "severity" && name != "operation_type" &&
         name != "limit" && name != "offset") {
@@ -305,7 +166,7 @@ std::string KeyPart(const std::optional<std::string>& v) {
   return out;
 }
 
-std::string ListKey(const ListQuery& q) {
+std::string ListKey(const AlertFilter& q) {
   const std::string status = "status=" + KeyPart(q.status);
   const std::string severity = "severity=" + KeyPart(q.severity);
   const std::string op = "operation_type=" + KeyPart(q.operation_type);
@@ -432,34 +293,37 @@ std::vector<int64_t> ParseAlertIds(const json& body) {
 // Reads
 // ---------------------------------------------------------------------------
 
-json ListAlerts(ConnectionPool* pool, const ListQuery& q) {
-  QueryResult r = RunOrThrow(pool, ListSql(),
-                             {q.status, q.severity, q.operation_type,
-                              absl::StrCat(q.limit), absl::StrCat(q.offset)});
-  return {{"items", JsonCell(r.rows.at(0).at(1))},
-          {"total", IntCell(r.rows.at(0).at(0))},
+template <typename T>
+T OrThrow(absl::StatusOr<T> r) {
+  if (!r.ok()) throw FromStatus(r.status());
+  return *std::move(r);
+}
+
+json ListAlerts(ConnectionPool* pool, int64_t context_max_bytes,
+                const AlertFilter& q) {
+  AlertStoreOptions o;
+  o.context_max_bytes = context_max_bytes;
+  AlertPage page = OrThrow(AlertStore(pool, o).List(q));
+  json items = json::array();
+  for (const Alert& a : page.items) items.push_back(AlertJson(a));
+  return {{"items", std::move(items)},
+          {"total", page.total},
           {"limit", q.limit},
           {"offset", q.offset}};
 }
 
-// The alerts among `ids` that exist, in id order (`bounded`: see
-// AlertJsonSql).
-absl::StatusOr<std::vector<json>> AlertsByIds(
-    ConnectionPool* pool, const std::vector<int64_t>& ids, bool bounded,
-    std::optional<absl::Duration> wait = std::nullopt) {
-  absl::StatusOr<QueryResult> r =
-      Run(pool, ByIdsSql(bounded), {ArrayLiteral(ids)}, wait);
-  if (!r.ok()) return r.status();
-  std::vector<json> out;
-  for (const auto& row : r->rows) out.push_back(JsonCell(row.at(0)));
-  return out;
+json GetAlert(ConnectionPool* pool, int64_t id) {
+  return AlertJson(OrThrow(AlertStore(pool).Get(id)));
 }
 
-json GetAlert(ConnectionPool* pool, int64_t id) {
-  absl::StatusOr<std::vector<json>> found = AlertsByIds(pool, {id}, false);
-  if (!found.ok()) throw FromStatus(found.status());
-  if (found->empty()) throw NotFound(absl::StrCat("alert ", id, " not found"));
-  return found->front();
+// The stream's store: contexts bounded by ALERT_CONTEXT_MAX_BYTES, waiting
+// at most `wait` (SSE_QUERY_TIMEOUT) for a pooled connection, so a
+// saturated pool delays events instead of stalling the hub.
+AlertStore StreamStore(const AppContext* app) {
+  AlertStoreOptions o;
+  o.context_max_bytes = app->config->alert_context_max_bytes;
+  o.acquire_timeout = app->config->sse_query_timeout;
+  return AlertStore(app->pool, o);
 }
 
 // ---------------------------------------------------------------------------
@@ -469,24 +333,24 @@ json GetAlert(ConnectionPool* pool, int64_t id) {
 void CreateAlert(RequestContext& ctx, AppContext* app) {
   AlertInput in =
       ParseAlertBody(ctx.body, app->config->alert_context_max_bytes);
-  absl::StatusOr<int64_t> id = EnqueueAlert(app->pool, in);
+  AlertStore store(app->pool);
+  absl::StatusOr<int64_t> id = store.Create(in);
   if (!id.ok()) throw FromStatus(id.status());
   app->reads->InvalidateAfterWrite(
       {CacheFamily::kAlerts, CacheFamily::kDashboard});
   // The trigger's NOTIFY wakes every engine; this one needs no round trip.
   if (app->engine != nullptr) app->engine->Wake();
   ctx.res.set_header("Location", absl::StrCat("/api/v1/alerts/", *id));
-  absl::StatusOr<std::vector<json>> made = AlertsByIds(app->pool, {*id}, false);
-  if (made.ok() && !made->empty()) {
-    ctx.Json(201, made->front());
+  absl::StatusOr<Alert> made = store.Get(*id);
+  if (made.ok()) {
+    ctx.Json(201, AlertJson(*made));
     return;
   }
   // The alert is committed: answer 201 (a retry would create it twice) with
   // what is known, and let the client read the rest from Location.
   Log::Warning("alert created but not read back",
                {{"id", absl::StrCat(*id)},
-                {"error", made.ok() ? "not found"
-                                    : std::string(made.status().message())}});
+                {"error", std::string(made.status().message())}});
   json context =
       in.context_json.empty() ? json::object() : json::parse(in.context_json);
   ctx.Json(201, {{"id", *id},
@@ -497,29 +361,23 @@ void CreateAlert(RequestContext& ctx, AppContext* app) {
                  {"context", context}});
 }
 
-// acknowledge: pending → acknowledged; resolve: pending or acknowledged →
-// resolved. An alert already there (or past it) counts as done; ids that
-// name no alert count as failed.
-void Transition(RequestContext& ctx, AppContext* app, const char* verb,
-                const char* to, const std::vector<std::string>& from) {
+// acknowledge and resolve (the state rules are the library's: an alert
+// already there or past it counts as done; ids that name no alert count as
+// failed).
+void Transition(RequestContext& ctx, AppContext* app, const char* verb) {
   std::vector<int64_t> ids = ParseAlertIds(ctx.body);
-  QueryResult r =
-      RunOrThrow(app->pool, kTransitionSql,
-                 {ArrayLiteral(ids), std::string(to), ArrayLiteral(from)});
-  int64_t changed = IntCell(r.rows.at(0).at(0));
-  json failed_ids = JsonCell(r.rows.at(0).at(1));
-  std::vector<int64_t> distinct = ids;
-  std::sort(distinct.begin(), distinct.end());
-  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-  if (changed > 0) {
+  AlertStore store(app->pool);
+  AlertTransition t =
+      OrThrow(std::string(verb) == "acknowledged" ? store.Acknowledge(ids)
+                                                  : store.Resolve(ids));
+  if (t.changed > 0) {
     app->reads->InvalidateAfterWrite(
         {CacheFamily::kAlerts, CacheFamily::kDashboard});
   }
-  int64_t failed = static_cast<int64_t>(failed_ids.size());
-  ctx.Json(200, {{verb, static_cast<int64_t>(distinct.size()) - failed},
-                 {"failed", failed},
-                 {"failed_ids", failed_ids},
-                 {"changed", changed}});
+  ctx.Json(200, {{verb, t.done},
+                 {"failed", static_cast<int64_t>(t.not_found.size())},
+                 {"failed_ids", t.not_found},
+                 {"changed", t.changed}});
 }
 
 // ---------------------------------------------------------------------------
@@ -537,19 +395,6 @@ SseEvent AlertEvent(const json& alert) {
 // At most kMaxReplay alerts with an id above `after`, oldest first.
 constexpr int64_t kMaxReplay = 100;
 constexpr size_t kMaxReplayBytes = 1 << 20;
-// The stream's queries wait at most `wait` (SSE_QUERY_TIMEOUT) for a pooled
-// connection, so a saturated pool delays events instead of stalling the hub.
-absl::StatusOr<std::vector<json>> AlertsAfter(ConnectionPool* pool,
-                                              int64_t after,
-                                              absl::Duration wait) {
-  absl::StatusOr<QueryResult> r =
-      Run(pool, AfterIdSql(), {absl::StrCat(after), absl::StrCat(kMaxReplay)},
-          wait);
-  if (!r.ok()) return r.status();
-  std::vector<json> out;
-  for (const auto& row : r->rows) out.push_back(JsonCell(row.at(0)));
-  return out;
-}
 
 // The hub's payloads → one `alert` event per alert, in id order, each once:
 //   {"id": N}     a `pggit_alerts` notification (the alerts_fan_out trigger);
@@ -559,8 +404,8 @@ absl::StatusOr<std::vector<json>> AlertsAfter(ConnectionPool* pool,
 // alone (the client can GET /api/v1/alerts/{id}). *last_id is raised to the
 // highest id sent.
 std::vector<SseEvent> RenderAlertEvents(
-    ConnectionPool* pool, absl::Duration wait,
-    const std::vector<std::string>& payloads, std::atomic<int64_t>* last_id) {
+    AlertStore store, const std::vector<std::string>& payloads,
+    std::atomic<int64_t>* last_id) {
   std::vector<int64_t> ids;
   std::optional<int64_t> after;
   for (const std::string& p : payloads) {
@@ -576,27 +421,25 @@ std::vector<SseEvent> RenderAlertEvents(
   }
   std::map<int64_t, json> alerts;
   if (after.has_value()) {
-    absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, *after, wait);
+    absl::StatusOr<std::vector<Alert>> missed = store.After(*after, kMaxReplay);
     if (!missed.ok()) {
       Log::Warning("alert stream: missed alerts not read",
                    {{"error", std::string(missed.status().message())}});
     }
-    for (json& a : missed.value_or(std::vector<json>{})) {
-      const int64_t id = a["id"].get<int64_t>();
-      alerts[id] = std::move(a);
+    for (const Alert& a : missed.value_or(std::vector<Alert>{})) {
+      alerts[a.id] = AlertJson(a);
     }
   }
   if (!ids.empty()) {
-    absl::StatusOr<std::vector<json>> found =
-        AlertsByIds(pool, ids, true, wait);
+    absl::StatusOr<std::vector<Alert>> found =
+        store.GetMany(ids, /*bounded=*/true);
     if (!found.ok()) {
       Log::Warning("alert stream: alerts not read; sending ids only",
                    {{"error", std::string(found.status().message())}});
       for (int64_t id : ids) alerts.emplace(id, json{{"id", id}});
     }
-    for (json& a : found.value_or(std::vector<json>{})) {
-      const int64_t id = a["id"].get<int64_t>();
-      alerts[id] = std::move(a);
+    for (const Alert& a : found.value_or(std::vector<Alert>{})) {
+      alerts[a.id] = AlertJson(a);
     }
   }
   std::vector<SseEvent> events;
@@ -612,12 +455,12 @@ std::vector<SseEvent> RenderAlertEvents(
 // The alerts after a reconnecting client's Last-Event-ID (an alert id), at
 // most kMaxReplay of them, oldest first. Anything else in the header
 // replays nothing.
-std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool, absl::Duration wait,
+std::vector<SseEvent> ReplayAlerts(AlertStore store,
                                    const std::string& last_event_id) {
   std::vector<SseEvent> events;
   int64_t after = 0;
   if (!absl::SimpleAtoi(last_event_id, &after) || after < 0) return events;
-  absl::StatusOr<std::vector<json>> missed = AlertsAfter(pool, after, wait);
+  absl::StatusOr<std::vector<Alert>> missed = store.After(after, kMaxReplay);
   if (!missed.ok()) {
     Log::Warning("alert stream: replay not read",
                  {{"error", std::string(missed.status().message())}});
@@ -628,8 +471,8 @@ std::vector<SseEvent> ReplayAlerts(ConnectionPool* pool, absl::Duration wait,
   // reconnecting with an old id gets the oldest of what it missed up to
   // those bounds; GET /api/v1/alerts has the rest.
   size_t bytes = 0;
-  for (const json& a : *missed) {
-    SseEvent e = AlertEvent(a);
+  for (const Alert& a : *missed) {
+    SseEvent e = AlertEvent(AlertJson(a));
     bytes += e.data.size();
     if (bytes > kMaxReplayBytes) break;
     events.push_back(std::move(e));
@@ -669,15 +512,15 @@ SseEvent RenderStatus(AppContext* app, const SseHub* hub) {
                        {"size_bytes", c.bytes}};
     status["cache_hit_rate"] = c.hit_rate;
   }
-  absl::StatusOr<QueryResult> r =
-      Run(app->pool, kStatusSql, {}, app->config->sse_query_timeout);
-  if (r.ok() && !r->rows.empty()) {
+  absl::StatusOr<QueueStatus> q =
+      ReadQueueStatus(app->pool, app->config->sse_query_timeout);
+  if (q.ok()) {
     status["database"] = "connected";
-    status["queue"] = {{"depth", IntCell(r->rows[0].at(0))},
-                       {"failed", IntCell(r->rows[0].at(1))}};
-    status["alerts"] = {{"pending", IntCell(r->rows[0].at(2))}};
-    status["active_webhooks"] = IntCell(r->rows[0].at(3));
-    status["pending_deliveries"] = IntCell(r->rows[0].at(4));
+    status["queue"] = {{"depth", q->queue_depth},
+                       {"failed", q->failed_deliveries}};
+    status["alerts"] = {{"pending", q->pending_alerts}};
+    status["active_webhooks"] = q->active_webhooks;
+    status["pending_deliveries"] = q->pending_deliveries;
   } else {
     status["database"] = "unavailable";
     status["queue"] = nullptr;
@@ -704,12 +547,11 @@ struct AlertStream {
     o.status_interval = app->config->sse_status_interval;
     o.keepalive_interval = app->config->sse_keepalive_interval;
     o.render = [this](std::vector<std::string> payloads) {
-      return RenderAlertEvents(app->pool, app->config->sse_query_timeout,
-                               payloads, &last_id);
+      return RenderAlertEvents(StreamStore(app), payloads, &last_id);
     };
     o.status = [this] { return RenderStatus(app, hub.get()); };
     o.replay = [a](const std::string& last_event_id) {
-      return ReplayAlerts(a->pool, a->config->sse_query_timeout, last_event_id);
+      return ReplayAlerts(StreamStore(a), last_event_id);
     };
     o.ending = [a] { return a->phase.load() == Phase::kDraining; };
     hub = std::make_unique<SseHub>(std::move(o));
@@ -744,13 +586,14 @@ struct AlertStream {
 }  // namespace
 
 void AddAlertRoutes(Router* router, AppContext* app) {
-  g_context_max_bytes = app->config->alert_context_max_bytes;
   router->Add({"GET", "/api/v1/alerts", BodyPolicy::kNone, Scope::kRead,
                [app](RequestContext& ctx) {
-                 ListQuery q = ParseListQuery(ctx.req);
+                 AlertFilter q = ParseListQuery(ctx.req);
                  app->reads->Serve(
-                     ctx, CacheFamily::kAlerts, ListKey(q),
-                     [app, q] { return ListAlerts(app->pool, q); });
+                     ctx, CacheFamily::kAlerts, ListKey(q), [app, q] {
+                       return ListAlerts(
+                           app->pool, app->config->alert_context_max_bytes, q);
+                     });
                }});
   router->Add({"POST", "/api/v1/alerts", BodyPolicy::kRequiredJson,
                Scope::kWrite,
@@ -765,13 +608,11 @@ void AddAlertRoutes(Router* router, AppContext* app) {
                }});
   router->Add({"POST", "/api/v1/alerts/acknowledge", BodyPolicy::kRequiredJson,
                Scope::kWrite, [app](RequestContext& ctx) {
-                 Transition(ctx, app, "acknowledged", "acknowledged",
-                            {"pending"});
+                 Transition(ctx, app, "acknowledged");
                }});
   router->Add({"POST", "/api/v1/alerts/resolve", BodyPolicy::kRequiredJson,
                Scope::kWrite, [app](RequestContext& ctx) {
-                 Transition(ctx, app, "resolved", "resolved",
-                            {"pending", "acknowledged"});
+                 Transition(ctx, app, "resolved");
                }});
   auto stream = std::make_shared<AlertStream>(app);
   app->stream_hub = stream->hub.get();
@@ -783,10 +624,12 @@ void AddAlertRoutes(Router* router, AppContext* app) {
   if (app->cache != nullptr) {
     absl::Status s =
         app->cache->RegisterWarmer("alerts first page", [app](Cache&) {
-          ListQuery first;
+          AlertFilter first;
           return app->reads->Warm(
-              CacheFamily::kAlerts, ListKey(first),
-              [app, first] { return ListAlerts(app->pool, first); });
+              CacheFamily::kAlerts, ListKey(first), [app, first] {
+                return ListAlerts(app->pool,
+                                  app->config->alert_context_max_bytes, first);
+              });
         });
     if (!s.ok()) {
       Log::Error("alerts warmer not registered",

@@ -1,18 +1,13 @@
 #include "server/routes/webhook_json.h"
 
 #include <string.h>
-#include <sys/random.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <limits>
-#include <stdexcept>
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -88,42 +83,21 @@ bool Bool(const json& v, const std::string& field) {
 }
 
 std::string Url(const json& v, bool allow_private_targets) {
-  std::string url = String(v, "url", 1, 2048);
-  std::string lower = absl::AsciiStrToLower(url);
-  absl::string_view rest;
-  if (absl::StartsWith(lower, "https://")) {
-    rest = absl::string_view(url).substr(8);
-  } else if (absl::StartsWith(lower, "http://")) {
-    rest = absl::string_view(url).substr(7);
-  } else {
-    throw Validation("url: must be an http:// or https:// URL");
+  WebhookFields f;
+  f.url = String(v, "url", 1, 2048);
+  if (absl::Status s = f.Validate(); !s.ok()) {
+    throw Validation(std::string(s.message()));
   }
-  for (char c : url) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f) {
-      throw Validation(
-          "url: must not contain spaces or control characters (percent-encode "
-          "them)");
-    }
-  }
-  size_t host_end = rest.find_first_of("/?#");
-  absl::string_view authority = rest.substr(0, host_end);
-  size_t at = authority.rfind('@');
-  absl::string_view host =
-      at == absl::string_view::npos ? authority : authority.substr(at + 1);
-  if (host.empty() || host[0] == ':') {
-    throw Validation("url: must name a host");
-  }
-  absl::Status target = CheckWebhookTargetHost(url, allow_private_targets);
+  absl::Status target = CheckWebhookTargetHost(*f.url, allow_private_targets);
   if (!target.ok()) throw Validation(std::string(target.message()));
-  return url;
+  return *f.url;
 }
 
-// A JSON array of distinct strings, as a JSON text for the SQL parameter.
-std::string StringList(const json& v, const std::string& field,
-                       const std::vector<std::string>& allowed) {
+// A JSON array of strings (duplicates are the store's to drop).
+std::vector<std::string> StringList(const json& v, const std::string& field,
+                                    const std::vector<std::string>& allowed) {
   if (!v.is_array()) Bad(field, "must be an array of strings", v);
-  json out = json::array();
+  std::vector<std::string> out;
   for (size_t i = 0; i < v.size(); ++i) {
     std::string item_field = absl::StrCat(field, "[", i, "]");
     std::string s = String(v[i], item_field, 1, 255);
@@ -133,9 +107,9 @@ std::string StringList(const json& v, const std::string& field,
                                     absl::StrJoin(allowed, ", "), " (got \"", s,
                                     "\")"));
     }
-    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+    out.push_back(std::move(s));
   }
-  return out.dump();
+  return out;
 }
 
 const json& Object(const json& v, const std::string& field) {
@@ -143,16 +117,24 @@ const json& Object(const json& v, const std::string& field) {
   return v;
 }
 
-std::string ListSql() {
-  return "ARRAY(SELECT json_array_elements_text($::json))";
-}
-
 }  // namespace
 
-bool WebhookWrite::names(const std::string& column) const {
-  return std::any_of(
-      columns.begin(), columns.end(),
-      [&](const WebhookColumn& c) { return c.column == column; });
+bool WebhookWrite::names(const std::string& field) const {
+  const WebhookFields& f = fields;
+  if (field == "name") return f.name.has_value();
+  if (field == "url") return f.url.has_value();
+  if (field == "description") return f.description.has_value();
+  if (field == "is_active") return f.is_active.has_value();
+  if (field == "filter_severities") return f.filter_severities.has_value();
+  if (field == "filter_operation_types") {
+    return f.filter_operation_types.has_value();
+  }
+  if (field == "max_retries") return f.max_retries.has_value();
+  if (field == "backoff_base") return f.backoff_base.has_value();
+  if (field == "max_backoff") return f.max_backoff.has_value();
+  if (field == "timeout_seconds") return f.timeout_seconds.has_value();
+  if (field == "ssl_verify") return f.ssl_verify.has_value();
+  return false;
 }
 
 int64_t JsonInteger(const json& value, const std::string& field, int64_t min,
@@ -179,37 +161,30 @@ WebhookWrite ParseWebhookBody(const json& body, WebhookBodyMode mode,
                               bool allow_private_targets) {
   if (!body.is_object()) throw BadRequest("the body must be a JSON object");
   WebhookWrite w;
-  auto add = [&w](std::string column, std::string sql,
-                  std::optional<std::string> param) {
-    w.columns.push_back({std::move(column), std::move(sql), std::move(param)});
-  };
+  WebhookFields& f = w.fields;
   for (const auto& [field, v] : body.items()) {
     if (field == "name") {
-      add("name", "$::text", String(v, "name", 1, 255));
+      f.name = String(v, "name", 1, 255);
     } else if (field == "url") {
-      add("url", "$::text", Url(v, allow_private_targets));
+      f.url = Url(v, allow_private_targets);
     } else if (field == "description") {
-      if (v.is_null()) {
-        add("description", "$::text", std::nullopt);
-      } else {
-        add("description", "$::text", String(v, "description", 0, 1000));
-      }
+      f.description = v.is_null() ? std::optional<std::string>()
+                                  : String(v, "description", 0, 1000);
     } else if (field == "is_active") {
-      add("is_active", "$::boolean", Bool(v, "is_active") ? "true" : "false");
+      f.is_active = Bool(v, "is_active");
     } else if (field == "ssl_verify") {
-      add("ssl_verify", "$::boolean", Bool(v, "ssl_verify") ? "true" : "false");
+      f.ssl_verify = Bool(v, "ssl_verify");
     } else if (field == "timeout_seconds") {
-      add("timeout_seconds", "$::integer",
-          absl::StrCat(JsonInteger(v, "timeout_seconds", 1, 60)));
+      f.timeout_seconds =
+          static_cast<int>(JsonInteger(v, "timeout_seconds", 1, 60));
     } else if (field == "filters") {
       for (const auto& [sub, sv] : Object(v, "filters").items()) {
         if (sub == "severities") {
-          add("filter_severities", ListSql(),
-              StringList(sv, "filters.severities",
-                         {"INFO", "WARNING", "CRITICAL"}));
+          f.filter_severities = StringList(sv, "filters.severities",
+                                           {"INFO", "WARNING", "CRITICAL"});
         } else if (sub == "operation_types") {
-          add("filter_operation_types", ListSql(),
-              StringList(sv, "filters.operation_types", {}));
+          f.filter_operation_types =
+              StringList(sv, "filters.operation_types", {});
         } else {
           throw Validation(absl::StrCat(
               "filters.", sub,
@@ -219,20 +194,18 @@ WebhookWrite ParseWebhookBody(const json& body, WebhookBodyMode mode,
     } else if (field == "retry_policy") {
       for (const auto& [sub, sv] : Object(v, "retry_policy").items()) {
         if (sub == "max_retries") {
-          add("max_retries", "$::integer",
-              absl::StrCat(JsonInteger(sv, "retry_policy.max_retries", 0, 20)));
+          f.max_retries = static_cast<int>(
+              JsonInteger(sv, "retry_policy.max_retries", 0, 20));
         } else if (sub == "max_backoff") {
-          add("max_backoff", "$::integer",
-              absl::StrCat(
-                  JsonInteger(sv, "retry_policy.max_backoff", 1, 86400)));
+          f.max_backoff = static_cast<int>(
+              JsonInteger(sv, "retry_policy.max_backoff", 1, 86400));
         } else if (sub == "backoff_base") {
           if (!sv.is_number() || sv.get<double>() < 1.0 ||
               sv.get<double>() > 10.0) {
             Bad("retry_policy.backoff_base", "must be a number from 1 to 10",
                 sv);
           }
-          add("backoff_base", "$::double precision",
-              json(sv.get<double>()).dump());
+          f.backoff_base = sv.get<double>();
         } else {
           throw Validation(absl::StrCat("retry_policy.", sub,
                                         ": unknown field (expected "
@@ -391,22 +364,6 @@ std::optional<std::string> ParseChoice(
                                   "\")"));
   }
   return v;
-}
-
-std::string GenerateWebhookSecret() {
-  unsigned char bytes[24];
-  size_t got = 0;
-  while (got < sizeof(bytes)) {
-    ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error("getrandom failed");  // 500, logged
-    }
-    got += static_cast<size_t>(n);
-  }
-  return absl::StrCat(
-      "whsec_", absl::Base64Escape(absl::string_view(
-                    reinterpret_cast<const char*>(bytes), sizeof(bytes))));
 }
 
 }  // namespace pggitops::server

@@ -1,7 +1,9 @@
 // Input checking of the webhooks endpoints (CONTRACT section 10): the
-// webhook body of create/PUT/PATCH, path ids, list paging and the signing
-// secret. Everything here throws HttpError (422 naming the field, 404 for an
-// id that cannot name a resource) before anything touches the database.
+// webhook body of create/PUT/PATCH, path ids and list paging. The value
+// rules of a webhook's fields are the library's (WebhookFields::Validate);
+// this file checks JSON types and names the JSON field. Everything here throws
+// HttpError (422 naming the field, 404 for an id that cannot name a resource)
+// before anything touches the database.
 #ifndef PGGITOPS_SERVER_ROUTES_WEBHOOK_JSON_H_
 #define PGGITOPS_SERVER_ROUTES_WEBHOOK_JSON_H_
 
@@ -11,25 +13,20 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "pggitops/webhook_store.h"
 #include "server/http/request_context.h"
 
 namespace pggitops::server {
 
-// One column to write: `sql_value` is the SQL expression of the value with
-// "$" standing for its parameter placeholder (e.g. "$::integer").
-struct WebhookColumn {
-  std::string column;
-  std::string sql_value;
-  std::optional<std::string> param;  // nullopt writes NULL
-};
-
-// The fields a request named, validated, as the columns they set. A field
-// the request did not name is absent, so an UPDATE built from it changes
-// only what the client sent (the is_active trigger must not fire
-// otherwise).
+// The fields a request named, validated, as the library's WebhookFields: a
+// field the request did not name is unset, so an update changes only what
+// the client sent (the is_active trigger must not fire otherwise).
 struct WebhookWrite {
-  std::vector<WebhookColumn> columns;
-  bool names(const std::string& column) const;
+  WebhookFields fields;
+  // True when the request named `field` ("name", "url", "is_active", ...,
+  // "max_retries" for retry_policy.max_retries, "filter_severities" for
+  // filters.severities).
+  bool names(const std::string& field) const;
 };
 
 enum class WebhookBodyMode {
@@ -76,9 +73,6 @@ std::optional<std::string> ParseChoice(const RequestContext& ctx,
 // A JSON integer in [min, max], or 422 naming `field`.
 int64_t JsonInteger(const nlohmann::json& value, const std::string& field,
                     int64_t min, int64_t max);
-
-// "whsec_" + base64 of 24 bytes from the kernel's CSPRNG (CONTRACT 10).
-std::string GenerateWebhookSecret();
 
 }  // namespace pggitops::server
 

@@ -4,7 +4,6 @@
 
 #include <string>
 
-#include "absl/strings/escaping.h"
 #include "doctest/doctest.h"
 #include "server/http/errors.h"
 
@@ -26,13 +25,6 @@ std::string Refusal(const json& body,
   }
 }
 
-const WebhookColumn* Find(const WebhookWrite& w, const std::string& column) {
-  for (const WebhookColumn& c : w.columns) {
-    if (c.column == column) return &c;
-  }
-  return nullptr;
-}
-
 TEST_CASE("create needs name and url; update takes any subset") {
   CHECK(Refusal(json::object(), WebhookBodyMode::kCreate) ==
         "name: is required");
@@ -41,13 +33,14 @@ TEST_CASE("create needs name and url; update takes any subset") {
   CHECK(Refusal(json::object()).empty());
   WebhookWrite w = ParseWebhookBody({{"retry_policy", {{"max_retries", 4}}}},
                                     WebhookBodyMode::kUpdate);
-  REQUIRE(w.columns.size() == 1);
-  CHECK(w.columns[0].column == "max_retries");
-  CHECK(w.columns[0].param == "4");
+  CHECK(w.fields.max_retries == 4);
+  CHECK(w.names("max_retries"));
+  CHECK_FALSE(w.names("name"));
   CHECK_FALSE(w.names("is_active"));  // never SET unless sent
+  CHECK_FALSE(w.fields.is_active.has_value());
 }
 
-TEST_CASE("values become typed parameters") {
+TEST_CASE("values become the library's fields") {
   WebhookWrite w = ParseWebhookBody(
       {{"name", "n"},
        {"url", "HTTPS://user@example.com:8443/x?y#z"},
@@ -60,13 +53,21 @@ TEST_CASE("values become typed parameters") {
        {"timeout_seconds", 60},
        {"ssl_verify", true}},
       WebhookBodyMode::kCreate);
-  CHECK(Find(w, "description")->param == std::nullopt);
-  CHECK(Find(w, "is_active")->param == "false");
-  CHECK(Find(w, "filter_severities")->param == R"(["INFO","CRITICAL"])");
-  CHECK(Find(w, "filter_operation_types")->param == "[]");
-  CHECK(Find(w, "backoff_base")->param == "1.25");
-  CHECK(Find(w, "max_backoff")->param == "60");
-  CHECK(Find(w, "url")->param == "HTTPS://user@example.com:8443/x?y#z");
+  const WebhookFields& f = w.fields;
+  REQUIRE(f.description.has_value());  // sent as null: cleared
+  CHECK_FALSE(f.description->has_value());
+  CHECK(f.is_active == false);
+  // Duplicates are the store's to drop.
+  CHECK(f.filter_severities ==
+        std::vector<std::string>{"INFO", "INFO", "CRITICAL"});
+  CHECK(f.filter_operation_types == std::vector<std::string>{});
+  CHECK(f.backoff_base == 1.25);
+  CHECK(f.max_backoff == 60);
+  CHECK_FALSE(f.max_retries.has_value());
+  CHECK(f.timeout_seconds == 60);
+  CHECK(f.ssl_verify == true);
+  CHECK(f.url == "HTTPS://user@example.com:8443/x?y#z");
+  CHECK(f.Validate().ok());
 }
 
 TEST_CASE("each bad field is named") {
@@ -154,16 +155,6 @@ TEST_CASE("ParseWebhookBody: literal private targets refused unless allowed") {
   CHECK_NOTHROW(
       ParseWebhookBody({{"name", "n"}, {"url", "https://hooks.example.com/x"}},
                        WebhookBodyMode::kCreate, false));
-}
-
-TEST_CASE("secrets: whsec_ and base64 of 24 random bytes") {
-  std::string a = GenerateWebhookSecret();
-  std::string b = GenerateWebhookSecret();
-  CHECK(a != b);
-  REQUIRE(a.rfind("whsec_", 0) == 0);
-  std::string raw;
-  REQUIRE(absl::Base64Unescape(a.substr(6), &raw));
-  CHECK(raw.size() == 24);
 }
 
 }  // namespace
