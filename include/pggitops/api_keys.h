@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "pggitops/config.h"
 #include "pggitops/connection_pool.h"
 #include "pggitops/export.h"
 #include "pggitops/metrics.h"
@@ -151,6 +152,11 @@ class PGGITOPS_EXPORT ApiKeyVerifier {
   explicit ApiKeyVerifier(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Options from API_KEY_CACHE_SECONDS (refresh_interval) with `pool`
+// (borrowed; must outlive the verifier); the rest keep their defaults.
+PGGITOPS_EXPORT ApiKeyVerifierOptions
+ApiKeyVerifierOptionsFromConfig(const Config& config, ConnectionPool* pool);
 
 }  // namespace pggitops
 

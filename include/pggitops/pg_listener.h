@@ -41,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "pggitops/config.h"
 #include "pggitops/env.h"
 #include "pggitops/export.h"
 #include "pggitops/health.h"
@@ -144,6 +145,11 @@ class PGGITOPS_EXPORT PgListener {
  protected:
   PgListener() = default;
 };
+
+// Options from DATABASE_URL (dsn) and DATABASE_CONNECT_TIMEOUT; the rest
+// keep their defaults.
+PGGITOPS_EXPORT PgListenerOptions
+PgListenerOptionsFromConfig(const Config& config);
 
 }  // namespace pggitops
 

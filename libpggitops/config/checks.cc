@@ -1,6 +1,5 @@
 #include "libpggitops/config/checks.h"
 
-#include <arpa/inet.h>
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -21,19 +20,6 @@ namespace {
 
 constexpr char kRedisForms[] =
     "must be redis://[:password@]host:port[/db] or unix:///path";
-
-bool IsIpLiteral(const std::string& s, int* max_prefix) {
-  unsigned char buf[16];
-  if (inet_pton(AF_INET, s.c_str(), buf) == 1) {
-    *max_prefix = 32;
-    return true;
-  }
-  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) {
-    *max_prefix = 128;
-    return true;
-  }
-  return false;
-}
 
 bool HasControlChar(absl::string_view s) {
   for (char c : s) {
@@ -255,13 +241,6 @@ std::string RedactUriUserinfo(const std::string& s) {
 
 }  // namespace
 
-std::string CheckApiHost(const std::string& value) {
-  int max_prefix = 0;
-  if (value == "localhost" || IsIpLiteral(value, &max_prefix)) return "";
-  return "must be an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "
-         "localhost";
-}
-
 std::string CheckLogFile(const std::string& value) {
   if (HasControlChar(value)) return "must not contain control characters";
   if (!value.empty() && value.back() == '/') {
@@ -324,46 +303,6 @@ std::string CheckRedisUrl(const std::string& value) {
   std::string reason(parsed.status().message());
   if (reason == kRedisForms || absl::StartsWith(reason, "TLS")) return reason;
   return absl::StrCat(kRedisForms, " (", reason, ")");
-}
-
-std::string CheckCorsOrigin(const std::string& value) {
-  auto bad = [&value] {
-    return absl::StrCat("entry \"", value,
-                        "\" is not an origin: use * or http(s)://host[:port] "
-                        "without a path");
-  };
-  if (value == "*") return "";
-  absl::string_view rest;
-  if (absl::StartsWith(value, "http://")) {
-    rest = absl::string_view(value).substr(7);
-  } else if (absl::StartsWith(value, "https://")) {
-    rest = absl::string_view(value).substr(8);
-  } else {
-    return bad();
-  }
-  if (rest.find_first_of("/?#@ ") != absl::string_view::npos ||
-      HasControlChar(rest)) {
-    return bad();
-  }
-  RedisUrl hp;  // reuse the host[:port] splitter
-  if (!SplitHostPort(rest, &hp).empty()) return bad();
-  return "";
-}
-
-std::string CheckTrustedProxy(const std::string& value) {
-  std::pair<std::string, std::string> parts =
-      absl::StrSplit(value, absl::MaxSplits('/', 1));
-  int max_prefix = 0;
-  bool ok = IsIpLiteral(parts.first, &max_prefix);
-  if (ok && absl::StrContains(value, '/')) {
-    int prefix = -1;
-    ok = AllDigits(parts.second) && parts.second.size() <= 3 &&
-         absl::SimpleAtoi(parts.second, &prefix) && prefix <= max_prefix;
-  }
-  if (ok) return "";
-  return absl::StrCat("entry \"", value,
-                      "\" is not an IPv4/IPv6 address or CIDR (e.g. 10.0.0.1, "
-                      "10.0.0.0/8, fd00::/8)");
 }
 
 std::string RedactSecrets(const std::string& dsn) {

@@ -477,4 +477,11 @@ absl::StatusOr<std::unique_ptr<PgListener>> PgListener::Create(
       std::move(options), *std::move(conninfo), fd));
 }
 
+PgListenerOptions PgListenerOptionsFromConfig(const Config& config) {
+  PgListenerOptions options;
+  options.dsn = config.database_url;
+  options.connect_timeout = config.database_connect_timeout;
+  return options;
+}
+
 }  // namespace pggitops
