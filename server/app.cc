@@ -410,9 +410,9 @@ int App::Serve() {
   if (s.ctx.stream_hub != nullptr) s.ctx.stream_hub->Shutdown();
   s.cache->Shutdown();
   s.keys->Shutdown();
-  s.listener->Stop();
+  s.listener->Shutdown();
   s.metrics.RemoveCollectHook(s.lock_metrics_hook);
-  s.pool->Close();
+  s.pool->Shutdown();
   drained.Notify();
   watchdog.join();
   Log::Info("stopped");
