@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "pggitops/log.h"
+#include "pggitops/text.h"
 
 namespace pggitops::server {
 namespace {
@@ -215,34 +216,6 @@ bool AllDigits(absl::string_view s) {
   return true;
 }
 
-// "host[:port]" where host may be "[v6]" and the port is 1 to 65535.
-bool IsHostPort(absl::string_view hp) {
-  absl::string_view host = hp;
-  absl::string_view port;
-  bool has_port = false;
-  if (absl::StartsWith(hp, "[")) {
-    size_t close = hp.find(']');
-    if (close == absl::string_view::npos) return false;
-    host = hp.substr(1, close - 1);
-    absl::string_view rest = hp.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest[0] != ':') return false;
-      port = rest.substr(1);
-      has_port = true;
-    }
-  } else if (size_t colon = hp.rfind(':'); colon != absl::string_view::npos) {
-    host = hp.substr(0, colon);
-    port = hp.substr(colon + 1);
-    has_port = true;
-  }
-  int p = 0;
-  if (has_port && (!AllDigits(port) || port.size() > 5 ||
-                   !absl::SimpleAtoi(port, &p) || p < 1 || p > 65535)) {
-    return false;
-  }
-  return !host.empty();
-}
-
 }  // namespace
 
 std::vector<ConfigKey> DaemonConfigKeys() {
@@ -265,6 +238,8 @@ std::string CheckApiHost(const std::string& value) {
 
 std::string CheckCorsOrigin(const std::string& value) {
   if (value == "*") return "";
+  std::string host;
+  int port = 0;
   absl::string_view rest = value;
   bool ok = absl::ConsumePrefix(&rest, "http://") ||
             absl::ConsumePrefix(&rest, "https://");
@@ -272,7 +247,7 @@ std::string CheckCorsOrigin(const std::string& value) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ok = false;
   }
   if (ok && rest.find_first_of("/?#@ ") == absl::string_view::npos &&
-      IsHostPort(rest)) {
+      SplitHostPort(rest, &host, &port).empty()) {
     return "";
   }
   return absl::StrCat("entry \"", value,

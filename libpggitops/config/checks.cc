@@ -14,6 +14,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "pggitops/text.h"
 
 namespace pggitops::internal::config {
 namespace {
@@ -34,69 +35,6 @@ bool AllDigits(absl::string_view s) {
     if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
   }
   return true;
-}
-
-// Parses "65535"-style ports; false outside 1..65535.
-bool ParsePort(absl::string_view s, int* port) {
-  if (!AllDigits(s) || s.size() > 5) return false;
-  int p = 0;
-  if (!absl::SimpleAtoi(s, &p) || p < 1 || p > 65535) return false;
-  *port = p;
-  return true;
-}
-
-// Decodes %XX escapes; false on a malformed escape.
-bool PercentDecode(absl::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    int value = 0;
-    if (i + 2 >= in.size() ||
-        !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 1])) ||
-        !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 2]))) {
-      return false;
-    }
-    for (int k = 1; k <= 2; ++k) {
-      char c = absl::ascii_tolower(static_cast<unsigned char>(in[i + k]));
-      value = value * 16 + (absl::ascii_isdigit(c) ? c - '0' : c - 'a' + 10);
-    }
-    out->push_back(static_cast<char>(value));
-    i += 2;
-  }
-  return true;
-}
-
-// Splits "host[:port]" where host may be "[v6]". Empty reason on success.
-std::string SplitHostPort(absl::string_view hp, RedisUrl* out) {
-  absl::string_view host = hp;
-  absl::string_view port;
-  if (absl::StartsWith(hp, "[")) {
-    size_t close = hp.find(']');
-    if (close == absl::string_view::npos) return "unterminated [ in the host";
-    host = hp.substr(1, close - 1);
-    absl::string_view rest = hp.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest[0] != ':') return "unexpected text after ]";
-      port = rest.substr(1);
-      if (port.empty()) return "empty port";
-    }
-  } else {
-    size_t colon = hp.rfind(':');
-    if (colon != absl::string_view::npos) {
-      host = hp.substr(0, colon);
-      port = hp.substr(colon + 1);
-      if (port.empty()) return "empty port";
-    }
-  }
-  if (host.empty()) return "no host";
-  if (!port.empty() && !ParsePort(port, &out->port)) {
-    return "the port must be from 1 to 65535";
-  }
-  out->host = std::string(host);
-  return "";
 }
 
 bool ParseDb(absl::string_view s, int* db) {
@@ -150,7 +88,7 @@ std::string ParseTcpRedis(absl::string_view rest, RedisUrl* out) {
       return "bad % escape in the user or password";
     }
   }
-  std::string reason = SplitHostPort(authority, out);
+  std::string reason = SplitHostPort(authority, &out->host, &out->port);
   if (!reason.empty()) return reason;
   if (!path.empty() && !ParseDb(path, &out->db)) {
     return "the database after / must be a number";
