@@ -238,5 +238,15 @@ TEST_CASE("PgListener: its series are registered, down until connected") {
   CHECK(absl::StrContains(text, "pg_listener_notifications_total 0\n"));
 }
 
+TEST_CASE("PgListenerOptionsFromConfig: DATABASE_URL and the connect timeout") {
+  Config c;
+  c.database_url = "postgresql://u@db.example/x";
+  c.database_connect_timeout = absl::Seconds(9);
+  PgListenerOptions o = PgListenerOptionsFromConfig(c);
+  CHECK(o.dsn == c.database_url);
+  CHECK(o.connect_timeout == absl::Seconds(9));
+  CHECK(o.Validate().ok());
+}
+
 }  // namespace
 }  // namespace pggitops
