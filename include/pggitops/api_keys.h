@@ -7,11 +7,12 @@
 //   absl::StatusOr<NewApiKey> k = store.Create("ci", {ApiScope::kRead});
 //   std::cout << k->token;                        // shown once, here
 //
-//   ApiKeyVerifierOptions o;                       // request path
-//   o.pool = pool;
+//   ApiKeyVerifierOptions o =                      // request path
+//       ApiKeyVerifierOptionsFromConfig(config, pool);
 //   auto verifier = ApiKeyVerifier::Create(o);     // loads, then refreshes
 //   (*verifier)->Start();                          // every refresh_interval
 //   std::optional<ApiScope> s = (*verifier)->Verify(token);
+//   (*verifier)->Shutdown();                       // also the destructor
 //
 // Tokens look like "pggit_" + 43 base64url characters (32 random bytes).
 // The verifier answers from an in-memory snapshot of the unrevoked keys

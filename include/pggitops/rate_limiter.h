@@ -22,9 +22,7 @@
 //
 // Typical use (the daemon's middleware):
 //
-//   RateLimiterOptions options;
-//   options.per_minute = 100;
-//   options.burst = 20;
+//   RateLimiterOptions options = RateLimiterOptionsFromConfig(config);
 //   absl::StatusOr<std::unique_ptr<RateLimiter>> limiter =
 //       RateLimiter::Create(options);
 //   RateLimitDecision d = (*limiter)->Check(client_address);

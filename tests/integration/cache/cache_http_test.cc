@@ -192,7 +192,7 @@ struct MiniDaemon {
   }
   ~MiniDaemon() {
     if (server) {
-      server->Stop();
+      server->Shutdown();
       thread.join();
     }
   }
