@@ -252,7 +252,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   (*engine)->Shutdown(absl::Now() + absl::Seconds(args.shutdown_seconds));
-  (*listener)->Stop();
+  (*listener)->Shutdown();
   const pggitops::DeliveryStats stats = (*engine)->Stats();
   std::printf("stopped: delivered=%lld failed=%lld handed_back=%lld\n",
               static_cast<long long>(stats.delivered_total),

@@ -35,7 +35,7 @@
 namespace pggitops::server {
 namespace {
 
-HttpServerOptions ServerOptions(const Config& c,
+HttpServerOptions ServerOptions(const ServerConfig& c,
                                 const TrustedProxies* proxies) {
   HttpServerOptions o;
   o.host = c.api_host;
@@ -96,7 +96,7 @@ HealthCheck SchemaCheck(ConnectionPool* pool, absl::Duration timeout) {
 }  // namespace
 
 struct App::Impl {
-  Config config;
+  ServerConfig config;
   MetricsRegistry metrics;
   LatencyWindow latency{absl::Seconds(kRequestWindowSeconds)};
   HealthRegistry health;
@@ -113,9 +113,8 @@ struct App::Impl {
   std::unique_ptr<HttpServer> server;
   int lock_metrics_hook = -1;
 
-  explicit Impl(Config c)
-      : config(std::move(c)),
-        health(HealthOptions{config.health_cache, nullptr}) {}
+  explicit Impl(ServerConfig c)
+      : config(std::move(c)), health(HealthOptionsFromConfig(config)) {}
 
   absl::Status Start();
   absl::Status StartCache();
@@ -169,9 +168,7 @@ absl::Status App::Impl::Start() {
 
   // One LISTEN session serves the cache and the delivery engine; it
   // connects in the background and reconnects by itself.
-  PgListenerOptions listener_options;
-  listener_options.dsn = config.database_url;
-  listener_options.connect_timeout = config.database_connect_timeout;
+  PgListenerOptions listener_options = PgListenerOptionsFromConfig(config);
   listener_options.metrics = &metrics;
   absl::StatusOr<std::unique_ptr<PgListener>> l =
       PgListener::Create(listener_options);
@@ -226,9 +223,8 @@ absl::Status App::Impl::StartAccessControl() {
   if (!parsed.ok()) return parsed.status();
   proxies = *std::move(parsed);
 
-  ApiKeyVerifierOptions key_options;
-  key_options.pool = pool.get();
-  key_options.refresh_interval = config.api_key_cache;
+  ApiKeyVerifierOptions key_options =
+      ApiKeyVerifierOptionsFromConfig(config, pool.get());
   key_options.metrics = &metrics;
   absl::StatusOr<std::unique_ptr<ApiKeyVerifier>> k =
       ApiKeyVerifier::Create(key_options);
@@ -259,9 +255,7 @@ absl::Status App::Impl::StartAccessControl() {
   keys->Start();
 
   if (config.rate_limit_per_minute > 0) {
-    RateLimiterOptions limit_options;
-    limit_options.per_minute = config.rate_limit_per_minute;
-    limit_options.burst = config.rate_limit_burst;
+    RateLimiterOptions limit_options = RateLimiterOptionsFromConfig(config);
     absl::StatusOr<std::unique_ptr<RateLimiter>> l =
         RateLimiter::Create(limit_options);
     if (!l.ok()) return l.status();
@@ -361,7 +355,8 @@ void App::Impl::Drain(absl::Time deadline) {
   deliveries.join();
 }
 
-App::App(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+App::App(ServerConfig config)
+    : impl_(std::make_unique<Impl>(std::move(config))) {}
 App::~App() = default;
 
 int App::Serve() {
@@ -405,9 +400,9 @@ int App::Serve() {
   if (s.ctx.stream_hub != nullptr) s.ctx.stream_hub->Shutdown();
   s.cache->Shutdown();
   s.keys->Shutdown();
-  s.listener->Stop();
+  s.listener->Shutdown();
   s.metrics.RemoveCollectHook(s.lock_metrics_hook);
-  s.pool->Close();
+  s.pool->Shutdown();
   drained.Notify();
   watchdog.join();
   Log::Info("stopped");

@@ -1,17 +1,17 @@
-// App: builds the library components from a Config, wires them to the HTTP
-// routes and runs the daemon's lifecycle (CONTRACT section 9).
+// App: builds the library components from a ServerConfig, wires them to the
+// HTTP routes and runs the daemon's lifecycle (CONTRACT section 9).
 #ifndef PGGITOPS_SERVER_APP_H_
 #define PGGITOPS_SERVER_APP_H_
 
 #include <memory>
 
-#include "pggitops/config.h"
+#include "server/server_config.h"
 
 namespace pggitops::server {
 
 class App {
  public:
-  explicit App(Config config);
+  explicit App(ServerConfig config);
   ~App();
   App(const App&) = delete;
   App& operator=(const App&) = delete;

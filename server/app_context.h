@@ -16,13 +16,14 @@
 #include "pggitops/pg_listener.h"
 #include "server/lifecycle.h"
 #include "server/routes/cached_read.h"
+#include "server/server_config.h"
 
 namespace pggitops::server {
 
 class SseHub;  // server/routes/sse_hub.h
 
 struct AppContext {
-  const Config* config = nullptr;
+  const ServerConfig* config = nullptr;
   MetricsRegistry* metrics = nullptr;
   HealthRegistry* health = nullptr;
   LatencyWindow* latency = nullptr;

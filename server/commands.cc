@@ -17,12 +17,12 @@
 
 namespace pggitops::server {
 
-int RunServe(const Config& config) {
+int RunServe(const ServerConfig& config) {
   App app(config);
   return app.Serve();
 }
 
-int RunMigrate(const Config& config) {
+int RunMigrate(const ServerConfig& config) {
   absl::StatusOr<MigrateResult> r = Migrate(config.database_url);
   if (!r.ok()) {
     std::fprintf(stderr, "pggit-api migrate: %s\n",
@@ -38,8 +38,9 @@ int RunMigrate(const Config& config) {
   return 0;
 }
 
-int RunCheckConfig(const Config& config) {
-  std::cout << "configuration is valid\n" << DescribeConfig(config);
+int RunCheckConfig(const ServerConfig& config) {
+  std::cout << "configuration is valid\n"
+            << ServerConfigLoader().Describe(config);
   return 0;
 }
 
@@ -94,7 +95,7 @@ std::optional<std::string> Option(const std::vector<std::string>& args,
 
 }  // namespace
 
-int RunKeys(const Config& config, const std::vector<std::string>& args) {
+int RunKeys(const ServerConfig& config, const std::vector<std::string>& args) {
   if (args.empty()) return KeysUsage();
   const std::string& verb = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
@@ -196,7 +197,7 @@ void PrintUsage() {
          ".env in the working directory < environment < flags. Keys (env\n"
          "spelling; as a flag lower-case with dashes, e.g. --api-port "
          "8001):\n\n"
-      << ConfigHelp();
+      << ServerConfigLoader().Help();
 }
 
 }  // namespace pggitops::server

@@ -5,17 +5,17 @@
 #include <string>
 #include <vector>
 
-#include "pggitops/config.h"
+#include "server/server_config.h"
 
 namespace pggitops::server {
 
 // Each returns the process exit code.
-int RunServe(const Config& config);
-int RunMigrate(const Config& config);
-int RunCheckConfig(const Config& config);
+int RunServe(const ServerConfig& config);
+int RunMigrate(const ServerConfig& config);
+int RunCheckConfig(const ServerConfig& config);
 // `keys create --name N --scopes read,write,admin`, `keys list`,
 // `keys revoke N`; `args` are the words after "keys".
-int RunKeys(const Config& config, const std::vector<std::string>& args);
+int RunKeys(const ServerConfig& config, const std::vector<std::string>& args);
 int RunVersion();
 void PrintUsage();
 

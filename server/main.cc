@@ -9,6 +9,7 @@
 #include "pggitops/log.h"
 #include "server/commands.h"
 #include "server/lifecycle.h"
+#include "server/server_config.h"
 
 extern char** environ;
 
@@ -20,7 +21,8 @@ int main(int argc, char** argv) {
   // thread-safety annotations are checked at compile time instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
-  absl::StatusOr<CommandLine> cli = ParseCommandLine(argc, argv, environ);
+  absl::StatusOr<CommandLine> cli =
+      server::ServerConfigLoader().ParseCommandLine(argc, argv, environ);
   if (!cli.ok()) {
     std::fprintf(stderr, "pggit-api: %s (see --help)\n",
                  std::string(cli.status().message()).c_str());
@@ -40,7 +42,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  absl::StatusOr<Config> config = LoadConfig(cli->sources);
+  absl::StatusOr<server::ServerConfig> config =
+      server::LoadServerConfig(cli->sources);
   if (!config.ok()) {
     std::fprintf(stderr, "pggit-api: invalid configuration: %s\n",
                  std::string(config.status().message()).c_str());

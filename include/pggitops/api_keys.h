@@ -7,11 +7,12 @@
 //   absl::StatusOr<NewApiKey> k = store.Create("ci", {ApiScope::kRead});
 //   std::cout << k->token;                        // shown once, here
 //
-//   ApiKeyVerifierOptions o;                       // request path
-//   o.pool = pool;
+//   ApiKeyVerifierOptions o =                      // request path
+//       ApiKeyVerifierOptionsFromConfig(config, pool);
 //   auto verifier = ApiKeyVerifier::Create(o);     // loads, then refreshes
 //   (*verifier)->Start();                          // every refresh_interval
 //   std::optional<ApiScope> s = (*verifier)->Verify(token);
+//   (*verifier)->Shutdown();                       // also the destructor
 //
 // Tokens look like "pggit_" + 43 base64url characters (32 random bytes).
 // The verifier answers from an in-memory snapshot of the unrevoked keys
@@ -32,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "pggitops/config.h"
 #include "pggitops/connection_pool.h"
 #include "pggitops/export.h"
 #include "pggitops/metrics.h"
@@ -151,6 +153,11 @@ class PGGITOPS_EXPORT ApiKeyVerifier {
   explicit ApiKeyVerifier(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Options from API_KEY_CACHE_SECONDS (refresh_interval) with `pool`
+// (borrowed; must outlive the verifier); the rest keep their defaults.
+PGGITOPS_EXPORT ApiKeyVerifierOptions
+ApiKeyVerifierOptionsFromConfig(const Config& config, ConnectionPool* pool);
 
 }  // namespace pggitops
 

@@ -1,8 +1,9 @@
 // File: pggitops/config.h
 //
-// The configuration of pggit-api and of the library components it wires
-// (CONTRACT section 3). Sources, lowest precedence first: built-in defaults <
-// YAML file (--config FILE or PGGIT_CONFIG) < `.env` file in the working
+// The configuration of the library components (CONTRACT section 3), and a
+// loader that applications such as pggit-api extend with their own keys
+// (ConfigLoader::Register). Sources, lowest precedence first: built-in defaults
+// < YAML file (--config FILE or PGGIT_CONFIG) < `.env` file in the working
 // directory < process environment < command-line flags. Every key has one
 // name; it is spelled
 //   DATABASE_POOL_SIZE     in the environment and in .env,
@@ -18,9 +19,12 @@
 #define PGGITOPS_INCLUDE_CONFIG_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,28 +41,67 @@ namespace pggitops {
 // next key=) become ***.
 PGGITOPS_EXPORT std::string RedactSecrets(const std::string& connection_string);
 
-// API_WORKERS when unset: 2 x the online cores, at least 4.
-PGGITOPS_EXPORT int DefaultApiWorkers();
+// The value of a key registered with ConfigLoader::Register (below):
+//   int64_t          ConfigKey::Type::kInt, kInt64
+//   absl::Duration   kSeconds
+//   bool             kBool
+//   std::string      kString, kEnum
+//   std::vector<std::string>   kList
+using ConfigValue = std::variant<int64_t, absl::Duration, bool, std::string,
+                                 std::vector<std::string>>;
 
-// Plain data. Field comments give the key; CONTRACT section 3 and
-// docs/CONFIGURATION.md give defaults and ranges.
+// A key that the application reads, not a library component (the daemon's
+// API_PORT, CORS_ORIGINS, ...). Once registered, the key is read from the
+// same sources with the same precedence and spellings as the library's own
+// keys, validated with the same messages, and listed by Help, Describe and
+// MarkdownTable.
+struct PGGITOPS_EXPORT ConfigKey {
+  enum class Type {
+    kInt,      // integer text, from min to max
+    kInt64,    // the same, for values beyond int
+    kSeconds,  // seconds as a number (fractions allowed), from min to max
+    kBool,     // true/false, 1/0, yes/no, on/off
+    kString,   // checked by `check`
+    kEnum,     // one of `allowed` (case-insensitive; stored lower case)
+    kList,     // JSON list of strings or comma list, each entry `check`ed
+  };
+  // Environment spelling: upper-case letters, digits and '_', starting with
+  // a letter ("API_PORT"). The flag is --api-port, the YAML key API_PORT or
+  // api_port.
+  std::string name;
+  Type type = Type::kString;
+  double min = 0;  // numeric types: inclusive range
+  double max = 0;
+  std::vector<std::string> allowed;  // kEnum: accepted values, lower case
+  // Used when no source sets the key; must hold the type's alternative of
+  // ConfigValue (an int64_t for kInt, ...).
+  ConfigValue default_value;
+  // Shown in help and docs instead of default_value ("2 x cores"); optional.
+  std::string default_text;
+  // kString, kList: what is allowed, short ("IPv4/IPv6 address").
+  std::string range_text;
+  // One line: the meaning of the key.
+  std::string help;
+  // May hold a password: shown redacted in errors and Describe.
+  bool secret = false;
+  // kString (the value) and kList (each entry): "" when acceptable, else the
+  // reason, phrased to follow "KEY=value (source): ". Optional.
+  std::function<std::string(const std::string&)> check;
+  // Place the key before this one in Help, Describe and MarkdownTable; empty
+  // or unknown: after every other key.
+  std::string before;
+};
+
+// Plain data: the keys that library components read (the daemon's own keys,
+// such as API_PORT or CORS_ORIGINS, are registered by it: ConfigLoader
+// below). Field comments give the key; docs/CONFIGURATION.md gives defaults
+// and ranges.
 struct PGGITOPS_EXPORT Config {
-  // HTTP server
-  std::string api_host = "127.0.0.1";  // API_HOST
-  int api_port = 8000;                 // API_PORT
-  int api_workers = 4;  // API_WORKERS (default: 2 x cores, at least 4)
-  int api_max_connections = 10000;           // API_MAX_CONNECTIONS
-  int api_max_connections_per_client = 256;  // API_MAX_CONNECTIONS_PER_CLIENT
-  absl::Duration api_header_timeout = absl::Seconds(10);  // API_HEADER_TIMEOUT
-  absl::Duration api_body_timeout = absl::Seconds(30);    // API_BODY_TIMEOUT
-  int api_max_header_bytes = 16384;  // API_MAX_HEADER_BYTES
-  absl::Duration api_keepalive_timeout =
-      absl::Seconds(15);                     // API_KEEPALIVE_TIMEOUT
-  int api_keepalive_max = 10000;             // API_KEEPALIVE_MAX
+  // Logging (LogOptionsFromConfig)
   LogLevel api_log_level = LogLevel::kInfo;  // API_LOG_LEVEL
   std::string log_file;                      // PGGIT_LOG_FILE
 
-  // Database and pool
+  // Database and pool (PoolOptionsFromConfig, PgListenerOptionsFromConfig)
   std::string database_url;             // DATABASE_URL (required)
   int database_pool_size = 20;          // DATABASE_POOL_SIZE
   int database_pool_max_overflow = 10;  // DATABASE_POOL_MAX_OVERFLOW
@@ -76,34 +119,21 @@ struct PGGITOPS_EXPORT Config {
   absl::Duration database_slow_query =
       absl::Seconds(1);  // DATABASE_SLOW_QUERY_SECONDS
 
-  // Cache
-  bool cache_enabled = true;            // CACHE_ENABLED
-  int64_t cache_max_bytes = 104857600;  // CACHE_MAX_BYTES
-  absl::Duration cache_ttl_webhook_list =
-      absl::Seconds(120);  // CACHE_TTL_WEBHOOK_LIST
-  absl::Duration cache_ttl_alerts_list =
-      absl::Seconds(60);  // CACHE_TTL_ALERTS_LIST
-  absl::Duration cache_ttl_dashboard =
-      absl::Seconds(300);  // CACHE_TTL_DASHBOARD
-  std::string redis_url;   // REDIS_URL
+  // Cache (CacheOptionsFromConfig)
+  bool cache_enabled = true;                               // CACHE_ENABLED
+  int64_t cache_max_bytes = 104857600;                     // CACHE_MAX_BYTES
+  std::string redis_url;                                   // REDIS_URL
   absl::Duration redis_timeout = absl::Milliseconds(250);  // REDIS_TIMEOUT
 
-  // HTTP policy
-  std::vector<std::string> cors_origins;  // CORS_ORIGINS
-  int rate_limit_per_minute = 100;        // RATE_LIMIT_PER_MINUTE (0 disables)
-  int rate_limit_burst = 20;              // RATE_LIMIT_BURST
+  // Rate limiter (RateLimiterOptionsFromConfig)
+  int rate_limit_per_minute = 100;          // RATE_LIMIT_PER_MINUTE (0 off)
+  int rate_limit_burst = 20;                // RATE_LIMIT_BURST
   bool rate_limit_exempt_loopback = false;  // RATE_LIMIT_EXEMPT_LOOPBACK
   int rate_limit_ipv6_prefix = 64;          // RATE_LIMIT_IPV6_PREFIX
+  // Alerts
   int64_t alert_context_max_bytes = 65536;  // ALERT_CONTEXT_MAX_BYTES
-  std::vector<std::string>
-      trusted_proxies;         // TRUSTED_PROXIES (addresses or CIDRs)
-  int sse_max_streams = 1000;  // SSE_MAX_STREAMS
-  absl::Duration sse_status_interval = absl::Seconds(5);  // SSE_STATUS_INTERVAL
-  absl::Duration sse_keepalive_interval =
-      absl::Seconds(15);             // SSE_KEEPALIVE_INTERVAL
-  bool metrics_require_key = false;  // METRICS_REQUIRE_KEY
 
-  // Webhook delivery
+  // Webhook delivery (DeliveryOptionsFromConfig)
   int webhook_workers = 2;          // WEBHOOK_WORKERS
   int webhook_max_in_flight = 256;  // WEBHOOK_MAX_IN_FLIGHT
   int webhook_max_in_flight_per_endpoint =
@@ -122,17 +152,19 @@ struct PGGITOPS_EXPORT Config {
   absl::Duration webhook_breaker_max_open =
       absl::Minutes(10);  // WEBHOOK_BREAKER_MAX_OPEN_SECONDS
 
-  // Health and lifecycle
+  // Health (HealthOptionsFromConfig) and the rest
   absl::Duration health_cache = absl::Seconds(2);  // HEALTH_CACHE_SECONDS
   absl::Duration health_check_timeout =
-      absl::Seconds(4);                                 // HEALTH_CHECK_TIMEOUT
-  absl::Duration sse_query_timeout = absl::Seconds(2);  // SSE_QUERY_TIMEOUT
+      absl::Seconds(4);  // HEALTH_CHECK_TIMEOUT
   absl::Duration webhook_purge_interval =
-      absl::Hours(1);  // WEBHOOK_PURGE_INTERVAL
-  absl::Duration shutdown_timeout = absl::Seconds(30);  // SHUTDOWN_TIMEOUT
-  absl::Duration shutdown_grace = absl::Seconds(5);  // SHUTDOWN_GRACE_SECONDS
-  absl::Duration api_key_cache = absl::Seconds(2);   // API_KEY_CACHE_SECONDS
-  std::string environment = "production";            // ENVIRONMENT
+      absl::Hours(1);                               // WEBHOOK_PURGE_INTERVAL
+  absl::Duration api_key_cache = absl::Seconds(2);  // API_KEY_CACHE_SECONDS
+  std::string environment = "production";           // ENVIRONMENT
+
+  // The values of the keys registered with ConfigLoader::Register, by key
+  // name, typed as ConfigKey::Type says. Filled by ConfigLoader::Load for
+  // every registered key (its default when unset); empty otherwise.
+  std::map<std::string, ConfigValue> registered;
 
   // Where each key's value came from: KEY -> "default", "yaml", ".env",
   // "env" or "flag". Filled by LoadConfig.
@@ -193,6 +225,60 @@ PGGITOPS_EXPORT std::string DescribeConfig(const Config& config);
 
 // One line per key: name, default, allowed range and meaning; for --help.
 PGGITOPS_EXPORT std::string ConfigHelp();
+
+// The key table the functions above read, plus keys an application
+// registers: the application's own settings then come from the same sources
+// with the same precedence, spellings, validation and messages, and appear
+// in --help, Describe and the documentation table. The free functions above
+// are a ConfigLoader with no registered key.
+//
+//   ConfigLoader loader;
+//   ConfigKey port;
+//   port.name = "MYAPP_PORT";
+//   port.type = ConfigKey::Type::kInt;
+//   port.min = 1;
+//   port.max = 65535;
+//   port.default_value = int64_t{8080};
+//   port.help = "listen port";
+//   absl::Status s = loader.Register(port);
+//   absl::StatusOr<Config> config = loader.Load(sources);
+//   int64_t p = std::get<int64_t>(config->registered.at("MYAPP_PORT"));
+//
+// Thread safety: Register is not thread-safe and must happen before the
+// loader is used; the const methods may then be called from any thread.
+class PGGITOPS_EXPORT ConfigLoader {
+ public:
+  // The library's keys only.
+  ConfigLoader();
+  ~ConfigLoader();
+  ConfigLoader(const ConfigLoader& other);
+  ConfigLoader& operator=(const ConfigLoader& other);
+
+  // Adds `key` to the table. Error (the table unchanged): kInvalidArgument
+  // when the name is not in environment spelling, is already a key (the
+  // library's or one registered before), or its flag spelling is "config"
+  // or "help"; when min > max, kEnum has no `allowed` value, or
+  // default_value does not hold the type's alternative or is outside the
+  // range (`check` is not applied to the default).
+  absl::Status Register(const ConfigKey& key);
+
+  // As the free functions of the same names, over this loader's keys.
+  absl::StatusOr<CommandLine> ParseCommandLine(int argc,
+                                               const char* const* argv,
+                                               const char* const* envp) const;
+  absl::StatusOr<Config> Load(const ConfigSources& sources) const;
+  std::string Describe(const Config& config) const;
+  std::string Help() const;
+  // The Markdown table of every key (key, flag, default, allowed, meaning),
+  // as docs/CONFIGURATION.md embeds it.
+  std::string MarkdownTable() const;
+  // The names of every key, in table order.
+  std::vector<std::string> KeyNames() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Log options from API_LOG_LEVEL and PGGIT_LOG_FILE (no sink).
 PGGITOPS_EXPORT LogOptions LogOptionsFromConfig(const Config& config);

@@ -325,7 +325,7 @@ class PGGITOPS_EXPORT ConnectionPool {
   static absl::StatusOr<std::unique_ptr<ConnectionPool>> Create(
       const PoolOptions& options, std::unique_ptr<PgConnector> connector);
 
-  // Closes the pool (see Close()).
+  // Shuts the pool down (see Shutdown()).
   virtual ~ConnectionPool() = default;
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
@@ -345,7 +345,7 @@ class PGGITOPS_EXPORT ConnectionPool {
   // Closes idle connections and fails waiting and later Acquire() calls
   // with kFailedPrecondition; leases still out are closed when returned.
   // Idempotent.
-  virtual void Close() = 0;
+  virtual void Shutdown() = 0;
 
  protected:
   ConnectionPool() = default;

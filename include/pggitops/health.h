@@ -42,6 +42,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "pggitops/config.h"
 #include "pggitops/env.h"
 #include "pggitops/export.h"
 
@@ -178,6 +179,11 @@ class PGGITOPS_EXPORT HealthRegistry {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Options from HEALTH_CACHE_SECONDS (cache_ttl); env stays the default.
+// HEALTH_CHECK_TIMEOUT is each check's HealthCheck::timeout, set by the
+// code that registers the check.
+PGGITOPS_EXPORT HealthOptions HealthOptionsFromConfig(const Config& config);
 
 }  // namespace pggitops
 

@@ -14,7 +14,7 @@
 //
 // Reconnection: when the session breaks (server restart,
 // pg_terminate_backend, network), the listener reconnects with exponential
-// backoff from `reconnect_min` to `reconnect_max`, for ever, until Stop().
+// backoff from `reconnect_min` to `reconnect_max`, for ever, until Shutdown().
 // An idle session is checked with a "SELECT 1" every `ping_interval`, so a
 // silently dead connection is noticed.
 //
@@ -23,13 +23,22 @@
 // holds its lock, so a callback may Subscribe/Unsubscribe (itself
 // included) or read Stats(). A slow callback delays the others.
 //
-//   absl::StatusOr<std::unique_ptr<PgListener>> l = PgListener::Create(opts);
-//   int id = (*l)->Subscribe("pggit_cache",
-//                            [&](const std::string& payload) { ... });
-//   (*l)->AddReconnectCallback([&] { cache.Clear(); });
-//   (*l)->Start();
+// Typical use (examples/pg_listener.cc is the whole program), with a
+// Config and a Cache* cache of the caller's:
+//
+//   absl::StatusOr<std::unique_ptr<PgListener>> listener =
+//       PgListener::Create(PgListenerOptionsFromConfig(config));
+//   if (!listener.ok()) return listener.status();
+//   absl::StatusOr<int> id = (*listener)->Subscribe(
+//       "pggit_cache", [cache](const std::string& payload) {
+//         cache->ApplyDatabaseNotification(payload).IgnoreError();
+//       });
+//   if (!id.ok()) return id.status();
+//   (*listener)->AddReconnectCallback(
+//       [cache] { cache->OnDatabaseListenerReconnected(); });
+//   if (absl::Status s = (*listener)->Start(); !s.ok()) return s;
 //   ...
-//   (*l)->Stop();
+//   (*listener)->Shutdown();  // also done by the destructor
 #ifndef PGGITOPS_INCLUDE_PG_LISTENER_H_
 #define PGGITOPS_INCLUDE_PG_LISTENER_H_
 
@@ -41,6 +50,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "pggitops/config.h"
 #include "pggitops/env.h"
 #include "pggitops/export.h"
 #include "pggitops/health.h"
@@ -97,7 +107,7 @@ class PGGITOPS_EXPORT PgListener {
   static absl::StatusOr<std::unique_ptr<PgListener>> Create(
       PgListenerOptions options);
 
-  // Stops (see Stop()).
+  // Shuts down (see Shutdown()).
   virtual ~PgListener() = default;
   PgListener(const PgListener&) = delete;
   PgListener& operator=(const PgListener&) = delete;
@@ -126,9 +136,9 @@ class PGGITOPS_EXPORT PgListener {
   // started or stopped.
   virtual absl::Status Start() = 0;
   // Stops the thread and closes the session; no callback runs after it
-  // returns (unless it is called from a callback). Idempotent. A stopped
-  // listener cannot be started again.
-  virtual void Stop() = 0;
+  // returns (unless it is called from a callback). Idempotent. A listener
+  // that was shut down cannot be started again.
+  virtual void Shutdown() = 0;
 
   // Waits (real time) until connected with every subscribed channel
   // listened to; returns whether that happened within `timeout`.
@@ -144,6 +154,11 @@ class PGGITOPS_EXPORT PgListener {
  protected:
   PgListener() = default;
 };
+
+// Options from DATABASE_URL (dsn) and DATABASE_CONNECT_TIMEOUT; the rest
+// keep their defaults.
+PGGITOPS_EXPORT PgListenerOptions
+PgListenerOptionsFromConfig(const Config& config);
 
 }  // namespace pggitops
 

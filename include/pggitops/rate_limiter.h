@@ -22,9 +22,7 @@
 //
 // Typical use (the daemon's middleware):
 //
-//   RateLimiterOptions options;
-//   options.per_minute = 100;
-//   options.burst = 20;
+//   RateLimiterOptions options = RateLimiterOptionsFromConfig(config);
 //   absl::StatusOr<std::unique_ptr<RateLimiter>> limiter =
 //       RateLimiter::Create(options);
 //   RateLimitDecision d = (*limiter)->Check(client_address);
@@ -42,6 +40,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "pggitops/config.h"
 #include "pggitops/env.h"
 #include "pggitops/export.h"
 
@@ -116,6 +115,12 @@ class PGGITOPS_EXPORT RateLimiter {
   explicit RateLimiter(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Options from RATE_LIMIT_PER_MINUTE and RATE_LIMIT_BURST; the rest keep
+// their defaults. RATE_LIMIT_EXEMPT_LOOPBACK and RATE_LIMIT_IPV6_PREFIX say
+// how the caller derives the client key it passes to Check.
+PGGITOPS_EXPORT RateLimiterOptions
+RateLimiterOptionsFromConfig(const Config& config);
 
 }  // namespace pggitops
 

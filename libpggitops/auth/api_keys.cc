@@ -497,4 +497,12 @@ std::optional<ApiScope> ApiKeyVerifier::Verify(absl::string_view token) {
   return std::nullopt;
 }
 
+ApiKeyVerifierOptions ApiKeyVerifierOptionsFromConfig(const Config& config,
+                                                      ConnectionPool* pool) {
+  ApiKeyVerifierOptions options;
+  options.pool = pool;
+  options.refresh_interval = config.api_key_cache;
+  return options;
+}
+
 }  // namespace pggitops

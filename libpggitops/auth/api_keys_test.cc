@@ -68,5 +68,16 @@ TEST_CASE("HashApiToken: lower-case hex SHA-256, as the table requires") {
   CHECK(h.find_first_not_of("0123456789abcdef") == std::string::npos);
 }
 
+TEST_CASE(
+    "ApiKeyVerifierOptionsFromConfig: API_KEY_CACHE_SECONDS and the pool") {
+  Config c;
+  c.api_key_cache = absl::Seconds(7);
+  auto* pool = reinterpret_cast<ConnectionPool*>(0x1);  // never dereferenced
+  ApiKeyVerifierOptions o = ApiKeyVerifierOptionsFromConfig(c, pool);
+  CHECK(o.refresh_interval == absl::Seconds(7));
+  CHECK(o.pool == pool);
+  CHECK(o.metrics == nullptr);
+}
+
 }  // namespace
 }  // namespace pggitops

@@ -3,32 +3,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "pggitops/text.h"
 
 namespace pggitops::internal {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool PercentDecode(absl::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return true;
-}
 
 // Takes "user:pass@" off the front of `rest` (a TCP authority: up to its
 // last '@'; a unix URL: up to the '@' before the path). Returns false on bad
@@ -118,8 +96,7 @@ absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest, RedisUrl url,
   }
   if (url.host.empty()) return Invalid(url.redacted, "the host is empty");
   if (!port.empty() || hostport.back() == ':') {
-    if (!absl::SimpleAtoi(port, &url.port) || url.port < 1 ||
-        url.port > 65535) {
+    if (!ParsePort(port, &url.port)) {
       return Invalid(url.redacted, "the port must be from 1 to 65535");
     }
   }

@@ -1,6 +1,5 @@
 #include "libpggitops/config/checks.h"
 
-#include <arpa/inet.h>
 #include <libpq-fe.h>
 
 #include <algorithm>
@@ -15,25 +14,13 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "pggitops/text.h"
 
 namespace pggitops::internal::config {
 namespace {
 
 constexpr char kRedisForms[] =
     "must be redis://[:password@]host:port[/db] or unix:///path";
-
-bool IsIpLiteral(const std::string& s, int* max_prefix) {
-  unsigned char buf[16];
-  if (inet_pton(AF_INET, s.c_str(), buf) == 1) {
-    *max_prefix = 32;
-    return true;
-  }
-  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) {
-    *max_prefix = 128;
-    return true;
-  }
-  return false;
-}
 
 bool HasControlChar(absl::string_view s) {
   for (char c : s) {
@@ -48,69 +35,6 @@ bool AllDigits(absl::string_view s) {
     if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
   }
   return true;
-}
-
-// Parses "65535"-style ports; false outside 1..65535.
-bool ParsePort(absl::string_view s, int* port) {
-  if (!AllDigits(s) || s.size() > 5) return false;
-  int p = 0;
-  if (!absl::SimpleAtoi(s, &p) || p < 1 || p > 65535) return false;
-  *port = p;
-  return true;
-}
-
-// Decodes %XX escapes; false on a malformed escape.
-bool PercentDecode(absl::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    int value = 0;
-    if (i + 2 >= in.size() ||
-        !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 1])) ||
-        !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 2]))) {
-      return false;
-    }
-    for (int k = 1; k <= 2; ++k) {
-      char c = absl::ascii_tolower(static_cast<unsigned char>(in[i + k]));
-      value = value * 16 + (absl::ascii_isdigit(c) ? c - '0' : c - 'a' + 10);
-    }
-    out->push_back(static_cast<char>(value));
-    i += 2;
-  }
-  return true;
-}
-
-// Splits "host[:port]" where host may be "[v6]". Empty reason on success.
-std::string SplitHostPort(absl::string_view hp, RedisUrl* out) {
-  absl::string_view host = hp;
-  absl::string_view port;
-  if (absl::StartsWith(hp, "[")) {
-    size_t close = hp.find(']');
-    if (close == absl::string_view::npos) return "unterminated [ in the host";
-    host = hp.substr(1, close - 1);
-    absl::string_view rest = hp.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest[0] != ':') return "unexpected text after ]";
-      port = rest.substr(1);
-      if (port.empty()) return "empty port";
-    }
-  } else {
-    size_t colon = hp.rfind(':');
-    if (colon != absl::string_view::npos) {
-      host = hp.substr(0, colon);
-      port = hp.substr(colon + 1);
-      if (port.empty()) return "empty port";
-    }
-  }
-  if (host.empty()) return "no host";
-  if (!port.empty() && !ParsePort(port, &out->port)) {
-    return "the port must be from 1 to 65535";
-  }
-  out->host = std::string(host);
-  return "";
 }
 
 bool ParseDb(absl::string_view s, int* db) {
@@ -164,7 +88,7 @@ std::string ParseTcpRedis(absl::string_view rest, RedisUrl* out) {
       return "bad % escape in the user or password";
     }
   }
-  std::string reason = SplitHostPort(authority, out);
+  std::string reason = SplitHostPort(authority, &out->host, &out->port);
   if (!reason.empty()) return reason;
   if (!path.empty() && !ParseDb(path, &out->db)) {
     return "the database after / must be a number";
@@ -255,13 +179,6 @@ std::string RedactUriUserinfo(const std::string& s) {
 
 }  // namespace
 
-std::string CheckApiHost(const std::string& value) {
-  int max_prefix = 0;
-  if (value == "localhost" || IsIpLiteral(value, &max_prefix)) return "";
-  return "must be an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1) or "
-         "localhost";
-}
-
 std::string CheckLogFile(const std::string& value) {
   if (HasControlChar(value)) return "must not contain control characters";
   if (!value.empty() && value.back() == '/') {
@@ -324,46 +241,6 @@ std::string CheckRedisUrl(const std::string& value) {
   std::string reason(parsed.status().message());
   if (reason == kRedisForms || absl::StartsWith(reason, "TLS")) return reason;
   return absl::StrCat(kRedisForms, " (", reason, ")");
-}
-
-std::string CheckCorsOrigin(const std::string& value) {
-  auto bad = [&value] {
-    return absl::StrCat("entry \"", value,
-                        "\" is not an origin: use * or http(s)://host[:port] "
-                        "without a path");
-  };
-  if (value == "*") return "";
-  absl::string_view rest;
-  if (absl::StartsWith(value, "http://")) {
-    rest = absl::string_view(value).substr(7);
-  } else if (absl::StartsWith(value, "https://")) {
-    rest = absl::string_view(value).substr(8);
-  } else {
-    return bad();
-  }
-  if (rest.find_first_of("/?#@ ") != absl::string_view::npos ||
-      HasControlChar(rest)) {
-    return bad();
-  }
-  RedisUrl hp;  // reuse the host[:port] splitter
-  if (!SplitHostPort(rest, &hp).empty()) return bad();
-  return "";
-}
-
-std::string CheckTrustedProxy(const std::string& value) {
-  std::pair<std::string, std::string> parts =
-      absl::StrSplit(value, absl::MaxSplits('/', 1));
-  int max_prefix = 0;
-  bool ok = IsIpLiteral(parts.first, &max_prefix);
-  if (ok && absl::StrContains(value, '/')) {
-    int prefix = -1;
-    ok = AllDigits(parts.second) && parts.second.size() <= 3 &&
-         absl::SimpleAtoi(parts.second, &prefix) && prefix <= max_prefix;
-  }
-  if (ok) return "";
-  return absl::StrCat("entry \"", value,
-                      "\" is not an IPv4/IPv6 address or CIDR (e.g. 10.0.0.1, "
-                      "10.0.0.0/8, fd00::/8)");
 }
 
 std::string RedactSecrets(const std::string& dsn) {

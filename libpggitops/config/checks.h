@@ -13,8 +13,6 @@
 
 namespace pggitops::internal::config {
 
-// API_HOST: an IPv4 or IPv6 literal, or "localhost".
-std::string CheckApiHost(const std::string& value);
 // PGGIT_LOG_FILE: empty, or a file path without control characters.
 std::string CheckLogFile(const std::string& value);
 // DATABASE_URL: a postgresql:// or postgres:// URI or a libpq key=value
@@ -24,10 +22,6 @@ std::string CheckDatabaseUrl(const std::string& value);
 // REDIS_URL: empty, redis://[[user]:password@]host[:port][/db] or
 // unix:///path[?db=N&password=P]; rediss:// is refused.
 std::string CheckRedisUrl(const std::string& value);
-// One CORS_ORIGINS entry: "*" or http(s)://host[:port], no path.
-std::string CheckCorsOrigin(const std::string& value);
-// One TRUSTED_PROXIES entry: an IPv4/IPv6 address or CIDR.
-std::string CheckTrustedProxy(const std::string& value);
 
 // A parsed REDIS_URL. Exactly one of host and unix_path is set.
 struct RedisUrl {

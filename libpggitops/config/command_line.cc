@@ -33,7 +33,9 @@ void CopyEnvironment(const char* const* envp,
 // Walks argv once; the state a flag needs to take its value.
 class ArgvParser {
  public:
-  ArgvParser(int argc, const char* const* argv) : argc_(argc), argv_(argv) {}
+  ArgvParser(const internal::config::KeyList& table, int argc,
+             const char* const* argv)
+      : table_(table), argc_(argc), argv_(argv) {}
 
   absl::Status Run(CommandLine* out) {
     for (i_ = 1; i_ < argc_; ++i_) {
@@ -73,7 +75,7 @@ class ArgvParser {
       return absl::OkStatus();
     }
     std::string hint =
-        name.empty() ? "" : internal::config::SuggestKey(name, true);
+        name.empty() ? "" : internal::config::SuggestKey(table_, name, true);
     if (!hint.empty()) hint = absl::StrCat(" (", hint, ")");
     // Name only the flag: its value may be a secret.
     return absl::InvalidArgumentError(
@@ -95,7 +97,7 @@ class ArgvParser {
       out->sources.yaml_path = value;
       return absl::OkStatus();
     }
-    const KeySpec* spec = internal::config::FindFlag(name);
+    const KeySpec* spec = internal::config::FindFlag(table_, name);
     if (spec == nullptr) return Unknown(word, name, out);
     if (!has_value) {
       if (spec->type == internal::config::KeyType::kBool) {
@@ -123,6 +125,7 @@ class ArgvParser {
     return true;
   }
 
+  const internal::config::KeyList& table_;
   const int argc_;
   const char* const* const argv_;
   int i_ = 1;
@@ -132,14 +135,18 @@ class ArgvParser {
 
 }  // namespace
 
-absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv,
-                                             const char* const* envp) {
+namespace internal::config {
+
+absl::StatusOr<CommandLine> ParseCommandLineWith(const KeyList& table, int argc,
+                                                 const char* const* argv,
+                                                 const char* const* envp) {
   CommandLine out;
   CopyEnvironment(envp, &out.sources.environment);
-  ArgvParser parser(argc, argv);
+  ArgvParser parser(table, argc, argv);
   absl::Status s = parser.Run(&out);
   if (!s.ok()) return s;
   return out;
 }
 
+}  // namespace internal::config
 }  // namespace pggitops

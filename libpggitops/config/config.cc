@@ -2,11 +2,10 @@
 // validates every key through the table in key_table.cc.
 #include "pggitops/config.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <map>
 #include <string>
+#include <variant>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -17,15 +16,11 @@
 
 namespace pggitops {
 
-int DefaultApiWorkers() {
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  return std::max(4, 2 * static_cast<int>(std::max(1L, cores)));
-}
-
 namespace {
 
 using internal::config::FindFlag;
 using internal::config::FindKey;
+using internal::config::KeyList;
 using internal::config::KeySpec;
 using internal::config::RawValue;
 
@@ -43,31 +38,33 @@ absl::Status KeyError(const KeySpec& spec, const std::string& shown,
 // The error for a value that is valid alone but not with another key.
 absl::Status CrossError(const Config& config, const char* key,
                         const std::string& reason) {
-  const KeySpec& spec = *FindKey(key);
+  const KeySpec& spec = *FindKey(key);  // a library key: in every table
   std::string shown = internal::config::FormatValue(spec, config);
   if (spec.secret) shown = internal::config::RedactSecrets(shown);
   return KeyError(spec, shown, config.value_sources.at(key), reason);
 }
 
-absl::Status MergeYaml(const ConfigSources& sources, Merged* merged) {
+absl::Status MergeYaml(const KeyList& table, const ConfigSources& sources,
+                       Merged* merged) {
   std::string path = sources.yaml_path;
   if (path.empty()) {
     auto it = sources.environment.find("PGGIT_CONFIG");
     if (it != sources.environment.end()) path = it->second;
   }
   if (path.empty()) return absl::OkStatus();
-  auto entries = internal::config::ReadYamlFile(path);
+  auto entries = internal::config::ReadYamlFile(table, path);
   if (!entries.ok()) return entries.status();
   for (auto& [spec, raw] : *entries) (*merged)[spec->name] = std::move(raw);
   return absl::OkStatus();
 }
 
-absl::Status MergeDotenv(const ConfigSources& sources, Merged* merged) {
+absl::Status MergeDotenv(const KeyList& table, const ConfigSources& sources,
+                         Merged* merged) {
   if (sources.dotenv_path.empty()) return absl::OkStatus();
   auto entries = internal::config::ReadDotenvFile(sources.dotenv_path);
   if (!entries.ok()) return entries.status();
   for (auto& [key, value] : *entries) {
-    if (FindKey(key) == nullptr) continue;  // shared .env files are fine
+    if (FindKey(table, key) == nullptr) continue;  // shared .env files are fine
     RawValue raw;
     raw.text = std::move(value);
     raw.source = ".env";
@@ -76,8 +73,9 @@ absl::Status MergeDotenv(const ConfigSources& sources, Merged* merged) {
   return absl::OkStatus();
 }
 
-void MergeEnvironment(const ConfigSources& sources, Merged* merged) {
-  for (const KeySpec& spec : internal::config::KeyTable()) {
+void MergeEnvironment(const KeyList& table, const ConfigSources& sources,
+                      Merged* merged) {
+  for (const KeySpec& spec : table) {
     auto it = sources.environment.find(spec.name);
     if (it == sources.environment.end()) continue;
     RawValue raw;
@@ -87,11 +85,12 @@ void MergeEnvironment(const ConfigSources& sources, Merged* merged) {
   }
 }
 
-absl::Status MergeFlags(const ConfigSources& sources, Merged* merged) {
+absl::Status MergeFlags(const KeyList& table, const ConfigSources& sources,
+                        Merged* merged) {
   for (const auto& [flag, value] : sources.flags) {
-    const KeySpec* spec = FindFlag(flag);
+    const KeySpec* spec = FindFlag(table, flag);
     if (spec == nullptr) {
-      std::string hint = internal::config::SuggestKey(flag, true);
+      std::string hint = internal::config::SuggestKey(table, flag, true);
       if (!hint.empty()) hint = absl::StrCat(" (", hint, ")");
       return absl::InvalidArgumentError(
           absl::StrCat("unknown flag --", flag, hint));
@@ -105,11 +104,15 @@ absl::Status MergeFlags(const ConfigSources& sources, Merged* merged) {
 }
 
 // Parses every merged value into `config`; unset keys keep their default.
-absl::Status ApplyAll(const Merged& merged, Config* config) {
-  for (const KeySpec& spec : internal::config::KeyTable()) {
+absl::Status ApplyAll(const KeyList& table, const Merged& merged,
+                      Config* config) {
+  for (const KeySpec& spec : table) {
     auto it = merged.find(spec.name);
     if (it == merged.end()) {
       config->value_sources[spec.name] = "default";
+      if (std::holds_alternative<std::monostate>(spec.member)) {
+        config->registered[spec.name] = spec.default_value;
+      }
       continue;
     }
     std::string reason = internal::config::ApplyValue(spec, it->second, config);
@@ -131,9 +134,6 @@ void ApplyDerivedDefaults(Config* config) {
   if (IsDefault(*config, "WEBHOOK_ALLOW_PRIVATE_TARGETS") &&
       config->is_development()) {
     config->webhook_allow_private_targets = true;
-  }
-  if (IsDefault(*config, "API_WORKERS")) {
-    config->api_workers = DefaultApiWorkers();
   }
 }
 
@@ -178,22 +178,27 @@ absl::Status CheckCrossField(const Config& config) {
 
 }  // namespace
 
-absl::StatusOr<Config> LoadConfig(const ConfigSources& sources) {
+namespace internal::config {
+
+absl::StatusOr<Config> LoadConfigWith(const KeyList& table,
+                                      const ConfigSources& sources) {
   Merged merged;
-  absl::Status s = MergeYaml(sources, &merged);
-  if (s.ok()) s = MergeDotenv(sources, &merged);
+  absl::Status s = MergeYaml(table, sources, &merged);
+  if (s.ok()) s = MergeDotenv(table, sources, &merged);
   if (s.ok()) {
-    MergeEnvironment(sources, &merged);
-    s = MergeFlags(sources, &merged);
+    MergeEnvironment(table, sources, &merged);
+    s = MergeFlags(table, sources, &merged);
   }
   Config config;
-  if (s.ok()) s = ApplyAll(merged, &config);
+  if (s.ok()) s = ApplyAll(table, merged, &config);
   if (!s.ok()) return s;
   ApplyDerivedDefaults(&config);
   s = CheckCrossField(config);
   if (!s.ok()) return s;
   return config;
 }
+
+}  // namespace internal::config
 
 LogOptions LogOptionsFromConfig(const Config& config) {
   LogOptions options;

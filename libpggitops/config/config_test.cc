@@ -43,16 +43,16 @@ TEST_CASE("LoadConfig: defaults match Config and are marked default") {
   absl::StatusOr<Config> c = LoadConfig(EnvOnly({}));
   REQUIRE(c.ok());
   Config d;
-  CHECK(c->api_port == d.api_port);
+  CHECK(c->database_pool_size == d.database_pool_size);
   CHECK(c->database_pool_size == 20);
   CHECK(c->redis_timeout == absl::Milliseconds(250));
   CHECK(c->webhook_disable_after == absl::Hours(24));
-  CHECK(c->sse_max_streams == 1000);
   CHECK_FALSE(c->webhook_allow_private_targets);
   CHECK(c->database_url == kDsn);
   CHECK(c->value_sources.size() == KeyTable().size());
   CHECK(c->value_sources.at("DATABASE_URL") == "env");
-  CHECK(c->value_sources.at("API_PORT") == "default");
+  CHECK(c->value_sources.at("DATABASE_POOL_SIZE") == "default");
+  CHECK(c->registered.empty());
 }
 
 // Writes one layer per source with a distinct value for each key and checks
@@ -74,11 +74,6 @@ TEST_CASE("LoadConfig: yaml < .env < env < flag, for every kind of key") {
       {"API_LOG_LEVEL",
        {"debug", "WARN", "error", "Info"},
        {"DEBUG", "WARNING", "ERROR", "INFO"}},
-      {"CORS_ORIGINS",
-       {"https://a.example", "[\"https://b.example\"]",
-        "https://c.example, https://d.example", "*"},
-       {"https://a.example", "https://b.example",
-        "https://c.example,https://d.example", "*"}},
       {"WEBHOOK_DISABLE_AFTER_HOURS",
        {"1", "2", "0.5", "48"},
        {"1", "2", "0.5", "48"}},
@@ -117,10 +112,10 @@ TEST_CASE("LoadConfig: yaml < .env < env < flag, for every kind of key") {
 
 TEST_CASE("LoadConfig: the last of repeated flags wins") {
   ConfigSources s = EnvOnly({});
-  s.flags = {{"api-port", "9000"}, {"api_port", "9001"}};
+  s.flags = {{"database-pool-size", "9"}, {"database_pool_size", "11"}};
   absl::StatusOr<Config> c = LoadConfig(s);
   REQUIRE(c.ok());
-  CHECK(c->api_port == 9001);
+  CHECK(c->database_pool_size == 11);
 }
 
 TEST_CASE("LoadConfig: durations take fractional seconds, hours and days") {
@@ -129,31 +124,14 @@ TEST_CASE("LoadConfig: durations take fractional seconds, hours and days") {
       {"REDIS_TIMEOUT", "0.25"},
       {"WEBHOOK_DISABLE_AFTER_HOURS", "1.5"},
       {"WEBHOOK_RETENTION_DAYS", "7"},
-      {"API_KEEPALIVE_TIMEOUT", " 3 "},
+      {"HEALTH_CHECK_TIMEOUT", " 3 "},
   }));
   REQUIRE(c.ok());
   CHECK(c->database_pool_timeout == absl::Milliseconds(50));
   CHECK(c->redis_timeout == absl::Milliseconds(250));
   CHECK(c->webhook_disable_after == absl::Minutes(90));
   CHECK(c->webhook_retention_days == 7);
-  CHECK(c->api_keepalive_timeout == absl::Seconds(3));
-}
-
-TEST_CASE("LoadConfig: lists accept JSON and comma forms") {
-  absl::StatusOr<Config> c = LoadConfig(EnvOnly({
-      {"CORS_ORIGINS", R"(["https://a.example", "http://b.example:8080"])"},
-      {"TRUSTED_PROXIES", "10.0.0.0/8, ::1 ,192.168.1.7,fd00::/8,"},
-  }));
-  REQUIRE(c.ok());
-  CHECK(c->cors_origins ==
-        std::vector<std::string>{"https://a.example", "http://b.example:8080"});
-  CHECK(c->trusted_proxies == std::vector<std::string>{"10.0.0.0/8", "::1",
-                                                       "192.168.1.7",
-                                                       "fd00::/8"});
-  c = LoadConfig(EnvOnly({{"TRUSTED_PROXIES", "[]"}, {"CORS_ORIGINS", ""}}));
-  REQUIRE(c.ok());
-  CHECK(c->trusted_proxies.empty());
-  CHECK(c->cors_origins.empty());
+  CHECK(c->health_check_timeout == absl::Seconds(3));
 }
 
 TEST_CASE("LoadConfig: DATABASE_URL is required") {
@@ -204,39 +182,6 @@ TEST_CASE("LoadConfig: private targets default to true in development only") {
   CHECK_FALSE(c->webhook_allow_private_targets);
 }
 
-TEST_CASE("LoadConfig: API_WORKERS defaults to 2 x cores, at least 4") {
-  absl::StatusOr<Config> c = LoadConfig(EnvOnly({}));
-  REQUIRE(c.ok());
-  CHECK(c->api_workers == DefaultApiWorkers());
-  CHECK(c->api_workers >= 4);
-  CHECK(c->api_workers % 2 == 0);
-  CHECK(c->value_sources.at("API_WORKERS") == "default");
-  c = LoadConfig(EnvOnly({{"API_WORKERS", "3"}}));
-  REQUIRE(c.ok());
-  CHECK(c->api_workers == 3);
-  // Streams hold no worker, so their cap no longer depends on the workers.
-  c = LoadConfig(EnvOnly({{"API_WORKERS", "4"}, {"SSE_MAX_STREAMS", "1000"}}));
-  REQUIRE(c.ok());
-  CHECK(c->sse_max_streams == 1000);
-}
-
-TEST_CASE("LoadConfig: the HTTP edge's limits") {
-  absl::StatusOr<Config> c = LoadConfig(EnvOnly({}));
-  REQUIRE(c.ok());
-  CHECK(c->api_max_connections == 10000);
-  CHECK(c->api_max_connections_per_client == 256);
-  CHECK(c->api_header_timeout == absl::Seconds(10));
-  CHECK(c->api_body_timeout == absl::Seconds(30));
-  CHECK(c->api_max_header_bytes == 16384);
-  CHECK(c->api_keepalive_timeout == absl::Seconds(15));
-  CHECK(c->api_keepalive_max == 10000);
-  CHECK(ErrorOf(EnvOnly({{"API_MAX_HEADER_BYTES", "100"}})) ==
-        "API_MAX_HEADER_BYTES=100 (env): must be an integer from 1024 to "
-        "1048576");
-  CHECK(ErrorOf(EnvOnly({{"API_MAX_CONNECTIONS", "0"}}))
-            .find("API_MAX_CONNECTIONS=0") == 0);
-}
-
 TEST_CASE("LoadConfig: cross-field checks name the key that was set") {
   CHECK(ErrorOf(EnvOnly({{"DATABASE_POOL_SIZE", "995"}})) ==
         "DATABASE_POOL_SIZE=995 (env): DATABASE_POOL_SIZE + "
@@ -271,15 +216,16 @@ TEST_CASE(
 TEST_CASE("LoadConfig: PGGIT_CONFIG names the YAML file") {
   TempDir dir;
   ConfigSources s = EnvOnly({});
-  s.environment["PGGIT_CONFIG"] = dir.Write("a.yaml", "api_port: 9100\n");
+  s.environment["PGGIT_CONFIG"] =
+      dir.Write("a.yaml", "database_pool_size: 91\n");
   absl::StatusOr<Config> c = LoadConfig(s);
   REQUIRE(c.ok());
-  CHECK(c->api_port == 9100);
-  CHECK(c->value_sources.at("API_PORT") == "yaml");
-  s.yaml_path = dir.Write("b.yaml", "API_PORT: 9200\n");  // --config wins
+  CHECK(c->database_pool_size == 91);
+  CHECK(c->value_sources.at("DATABASE_POOL_SIZE") == "yaml");
+  s.yaml_path = dir.Write("b.yaml", "DATABASE_POOL_SIZE: 92\n");  // wins
   c = LoadConfig(s);
   REQUIRE(c.ok());
-  CHECK(c->api_port == 9200);
+  CHECK(c->database_pool_size == 92);
   s.yaml_path = dir.path() + "/missing.yaml";
   CHECK(absl::StrContains(ErrorOf(s), "missing.yaml\": cannot be read"));
 }
@@ -301,40 +247,34 @@ TEST_CASE("LoadConfig: YAML errors name the key or the line") {
   CHECK(absl::EndsWith(ErrorOf(s),
                        ": unknown key \"database_pool_sise\" (did you mean "
                        "database_pool_size?)"));
-  s.yaml_path = dir.Write("c.yaml", "Api_Port: 5\n");
-  CHECK(absl::StrContains(ErrorOf(s), "unknown key \"Api_Port\""));
-  s.yaml_path = dir.Write("c.yaml", "api_port: 5\nAPI_PORT: 6\n");
-  CHECK(absl::EndsWith(ErrorOf(s), ": API_PORT is given twice"));
-  s.yaml_path = dir.Write("c.yaml", "api_port: [1, 2]\n");
+  s.yaml_path = dir.Write("c.yaml", "Database_Pool_Size: 5\n");
+  CHECK(absl::StrContains(ErrorOf(s), "unknown key \"Database_Pool_Size\""));
+  s.yaml_path =
+      dir.Write("c.yaml", "database_pool_size: 5\nDATABASE_POOL_SIZE: 6\n");
+  CHECK(absl::EndsWith(ErrorOf(s), ": DATABASE_POOL_SIZE is given twice"));
+  s.yaml_path = dir.Write("c.yaml", "database_pool_size: [1, 2]\n");
   CHECK(ErrorOf(s) ==
-        "API_PORT=[1, 2] (yaml): must be a single value, not a list");
-  s.yaml_path = dir.Write("c.yaml", "api_port: {a: 1}\n");
-  CHECK(absl::StartsWith(ErrorOf(s), "API_PORT="));
-  s.yaml_path = dir.Write("c.yaml", "api_port: 0\n");
-  CHECK(ErrorOf(s) == "API_PORT=0 (yaml): must be an integer from 1 to 65535");
+        "DATABASE_POOL_SIZE=[1, 2] (yaml): must be a single value, not a "
+        "list");
+  s.yaml_path = dir.Write("c.yaml", "database_pool_size: {a: 1}\n");
+  CHECK(absl::StartsWith(ErrorOf(s), "DATABASE_POOL_SIZE="));
+  s.yaml_path = dir.Write("c.yaml", "database_pool_size: 0\n");
+  CHECK(ErrorOf(s) ==
+        "DATABASE_POOL_SIZE=0 (yaml): must be an integer from 1 to 1000");
   s.yaml_path = dir.Write("c.yaml", "- a\n- b\n");
   CHECK(absl::EndsWith(ErrorOf(s), "must be a flat map of KEY: value"));
-  s.yaml_path = dir.Write("c.yaml", "api_port: [1\n");
+  s.yaml_path = dir.Write("c.yaml", "database_pool_size: [1\n");
   CHECK(absl::StrContains(ErrorOf(s), "line "));
 }
 
-TEST_CASE("LoadConfig: YAML sequences and nulls") {
+TEST_CASE("LoadConfig: YAML nulls") {
   TempDir dir;
   ConfigSources s = EnvOnly({});
-  s.yaml_path = dir.Write("c.yaml",
-                          "trusted_proxies:\n  - 10.0.0.0/8\n  - ::1\n"
-                          "CORS_ORIGINS: https://a.example,https://b.example\n"
-                          "pggit_log_file:\n");
+  s.yaml_path = dir.Write("c.yaml", "pggit_log_file:\n");
   absl::StatusOr<Config> c = LoadConfig(s);
   REQUIRE_MESSAGE(c.ok(), c.status().ToString());
-  CHECK(c->trusted_proxies == std::vector<std::string>{"10.0.0.0/8", "::1"});
-  CHECK(c->cors_origins.size() == 2);
   CHECK(c->log_file.empty());
   CHECK(c->value_sources.at("PGGIT_LOG_FILE") == "yaml");
-  s.yaml_path = dir.Write("c.yaml", "trusted_proxies: [10.0.0.0/8, nope]\n");
-  CHECK(absl::StartsWith(ErrorOf(s),
-                         "TRUSTED_PROXIES=[10.0.0.0/8, nope] (yaml): entry "
-                         "\"nope\""));
 }
 
 }  // namespace

@@ -49,9 +49,11 @@ std::string MarkdownCell(absl::string_view text) {
 
 }  // namespace
 
-std::string DescribeConfig(const Config& config) {
+namespace internal::config {
+
+std::string DescribeConfigWith(const KeyList& table, const Config& config) {
   std::string out;
-  for (const KeySpec& spec : internal::config::KeyTable()) {
+  for (const KeySpec& spec : table) {
     std::string value = internal::config::FormatValue(spec, config);
     std::string source = SourceOf(spec, config, value);
     if (spec.secret) value = internal::config::RedactSecrets(value);
@@ -61,9 +63,9 @@ std::string DescribeConfig(const Config& config) {
   return out;
 }
 
-std::string ConfigHelp() {
+std::string ConfigHelpWith(const KeyList& table) {
   std::string out;
-  for (const KeySpec& spec : internal::config::KeyTable()) {
+  for (const KeySpec& spec : table) {
     std::string def = internal::config::DefaultText(spec);
     if (def != "required") def = absl::StrCat("default ", def);
     absl::StrAppend(
@@ -74,15 +76,13 @@ std::string ConfigHelp() {
   return out;
 }
 
-namespace internal::config {
-
-std::string ConfigMarkdownTable() {
+std::string ConfigMarkdownTable(const KeyList& table) {
   std::string out =
       "| Key | Flag | Default | Allowed | Meaning |\n"
       "| --- | --- | --- | --- | --- |\n";
-  for (const KeySpec& spec : KeyTable()) {
+  for (const KeySpec& spec : table) {
     std::string def = DefaultText(spec);
-    if (spec.default_text == nullptr && def != "unset" && def != "none") {
+    if (spec.default_text.empty() && def != "unset" && def != "none") {
       def = absl::StrCat("`", def, "`");
     }
     absl::StrAppend(&out, "| `", spec.name, "` | `--", FlagName(spec), "` | ",

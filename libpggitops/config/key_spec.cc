@@ -20,6 +20,28 @@
 namespace pggitops::internal::config {
 namespace {
 
+bool IsRegistered(const KeySpec& spec) {
+  return std::holds_alternative<std::monostate>(spec.member);
+}
+
+// The value of a registered key in `config`, else its default.
+const ConfigValue& RegisteredValue(const KeySpec& spec, const Config& config) {
+  auto it = config.registered.find(spec.name);
+  return it != config.registered.end() ? it->second : spec.default_value;
+}
+
+std::string FormatRegistered(const KeySpec& spec, const ConfigValue& v) {
+  if (const int64_t* i = std::get_if<int64_t>(&v)) return absl::StrCat(*i);
+  if (const absl::Duration* d = std::get_if<absl::Duration>(&v)) {
+    return spec.type == KeyType::kHours
+               ? FormatNumber(absl::ToDoubleHours(*d))
+               : FormatNumber(absl::ToDoubleSeconds(*d));
+  }
+  if (const bool* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  if (const std::string* t = std::get_if<std::string>(&v)) return *t;
+  return absl::StrJoin(std::get<std::vector<std::string>>(v), ",");
+}
+
 bool ParseInteger(const std::string& text, int64_t* out) {
   if (text.empty()) return false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -96,7 +118,17 @@ std::string ApplyNumber(const KeySpec& spec, const std::string& text,
   int64_t i = 0;
   bool ok = integral ? ParseInteger(text, &i) : ParseNumber(text, &v);
   if (integral) v = static_cast<double>(i);
-  if (!ok || v < spec.min || v > spec.max) {
+  bool in_range = ok && v >= spec.min && v <= spec.max;
+  if (in_range && IsRegistered(spec)) {
+    if (integral) {
+      config->registered[spec.name] = i;
+    } else {
+      config->registered[spec.name] =
+          spec.type == KeyType::kHours ? absl::Hours(v) : absl::Seconds(v);
+    }
+    return "";
+  }
+  if (!in_range) {
     switch (spec.type) {
       case KeyType::kSeconds:
         return absl::StrCat("must be a number of seconds ", Range(spec));
@@ -138,9 +170,22 @@ std::string ApplyList(const KeySpec& spec, const RawValue& raw,
     std::string reason = spec.check(item);
     if (!reason.empty()) return reason;
   }
-  config->*std::get<std::vector<std::string> Config::*>(spec.member) =
-      std::move(items);
+  if (IsRegistered(spec)) {
+    config->registered[spec.name] = std::move(items);
+  } else {
+    config->*std::get<std::vector<std::string> Config::*>(spec.member) =
+        std::move(items);
+  }
   return "";
+}
+
+void StoreString(const KeySpec& spec, const std::string& value,
+                 Config* config) {
+  if (IsRegistered(spec)) {
+    config->registered[spec.name] = value;
+  } else {
+    config->*std::get<std::string Config::*>(spec.member) = value;
+  }
 }
 
 }  // namespace
@@ -173,7 +218,11 @@ std::string ApplyValue(const KeySpec& spec, const RawValue& raw,
       if (!ParseBoolText(text, &b)) {
         return "must be true or false (also 1/0, yes/no, on/off)";
       }
-      config->*std::get<bool Config::*>(spec.member) = b;
+      if (IsRegistered(spec)) {
+        config->registered[spec.name] = b;
+      } else {
+        config->*std::get<bool Config::*>(spec.member) = b;
+      }
       return "";
     }
     case KeyType::kEnum: {
@@ -183,7 +232,7 @@ std::string ApplyValue(const KeySpec& spec, const RawValue& raw,
         return absl::StrCat("must be one of ",
                             absl::StrJoin(spec.allowed, ", "));
       }
-      config->*std::get<std::string Config::*>(spec.member) = lower;
+      StoreString(spec, lower, config);
       return "";
     }
     case KeyType::kLogLevel: {
@@ -195,7 +244,7 @@ std::string ApplyValue(const KeySpec& spec, const RawValue& raw,
     case KeyType::kString: {
       std::string reason = spec.check ? spec.check(text) : "";
       if (!reason.empty()) return reason;
-      config->*std::get<std::string Config::*>(spec.member) = text;
+      StoreString(spec, text, config);
       return "";
     }
     case KeyType::kList:
@@ -205,6 +254,9 @@ std::string ApplyValue(const KeySpec& spec, const RawValue& raw,
 }
 
 std::string FormatValue(const KeySpec& spec, const Config& config) {
+  if (IsRegistered(spec)) {
+    return FormatRegistered(spec, RegisteredValue(spec, config));
+  }
   switch (spec.type) {
     case KeyType::kInt:
     case KeyType::kDays:
@@ -260,13 +312,13 @@ std::string RangeText(const KeySpec& spec) {
       return "DEBUG, INFO, WARNING, ERROR";
     case KeyType::kString:
     case KeyType::kList:
-      return spec.range_text != nullptr ? spec.range_text : "";
+      return spec.range_text;
   }
   return "";
 }
 
 std::string DefaultText(const KeySpec& spec) {
-  if (spec.default_text != nullptr) return spec.default_text;
+  if (!spec.default_text.empty()) return spec.default_text;
   std::string value = FormatValue(spec, Config());
   switch (spec.type) {
     case KeyType::kSeconds:
@@ -286,19 +338,27 @@ std::string FlagName(const KeySpec& spec) {
   return absl::StrReplaceAll(absl::AsciiStrToLower(spec.name), {{"_", "-"}});
 }
 
-const KeySpec* FindKey(absl::string_view name) {
-  for (const KeySpec& spec : KeyTable()) {
+const KeySpec* FindKey(const KeyList& table, absl::string_view name) {
+  for (const KeySpec& spec : table) {
     if (name == spec.name) return &spec;
   }
   return nullptr;
 }
 
-const KeySpec* FindFlag(absl::string_view flag) {
+const KeySpec* FindFlag(const KeyList& table, absl::string_view flag) {
   std::string normalized = absl::StrReplaceAll(flag, {{"_", "-"}});
-  for (const KeySpec& spec : KeyTable()) {
+  for (const KeySpec& spec : table) {
     if (normalized == FlagName(spec)) return &spec;
   }
   return nullptr;
+}
+
+const KeySpec* FindKey(absl::string_view name) {
+  return FindKey(KeyTable(), name);
+}
+
+const KeySpec* FindFlag(absl::string_view flag) {
+  return FindFlag(KeyTable(), flag);
 }
 
 namespace {
@@ -321,12 +381,13 @@ size_t EditDistance(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-std::string SuggestKey(absl::string_view unknown, bool as_flag) {
+std::string SuggestKey(const KeyList& table, absl::string_view unknown,
+                       bool as_flag) {
   std::string probe =
       absl::StrReplaceAll(absl::AsciiStrToLower(unknown), {{"-", "_"}});
   const KeySpec* best = nullptr;
   size_t best_distance = 3;  // suggest only names at most 2 edits away
-  for (const KeySpec& spec : KeyTable()) {
+  for (const KeySpec& spec : table) {
     size_t d = EditDistance(probe, absl::AsciiStrToLower(spec.name));
     if (d < best_distance) {
       best = &spec;

@@ -1,17 +1,22 @@
 // File: libpggitops/config/key_spec.h
 //
 // The single source of truth for configuration keys: one KeySpec per field of
-// pggitops::Config, in the order they are documented. LoadConfig, the
-// command-line parser, DescribeConfig, ConfigHelp and the table in
-// docs/CONFIGURATION.md are all driven by KeyTable().
+// pggitops::Config, in the order they are documented, plus the keys an
+// application registers (ConfigLoader::Register), whose values live in
+// Config::registered. LoadConfig, the command-line parser, DescribeConfig,
+// ConfigHelp and the table in docs/CONFIGURATION.md are all driven by a
+// KeyList: KeyTable() for the library alone, a ConfigLoader's own list
+// otherwise.
 #ifndef PGGITOPS_LIBPGGITOPS_CONFIG_KEY_SPEC_H_
 #define PGGITOPS_LIBPGGITOPS_CONFIG_KEY_SPEC_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "pggitops/config.h"
@@ -31,43 +36,56 @@ enum class KeyType {
   kList,      // std::vector<std::string>, each entry checked by KeySpec::check
 };
 
+// std::monostate: a registered key, stored in Config::registered.
 using MemberPtr =
-    std::variant<int Config::*, int64_t Config::*, absl::Duration Config::*,
-                 bool Config::*, std::string Config::*,
-                 std::vector<std::string> Config::*, LogLevel Config::*>;
+    std::variant<std::monostate, int Config::*, int64_t Config::*,
+                 absl::Duration Config::*, bool Config::*,
+                 std::string Config::*, std::vector<std::string> Config::*,
+                 LogLevel Config::*>;
 
 // Checks one string (a whole kString value or one kList entry). Returns ""
 // when it is acceptable, else the reason, phrased to follow "KEY=value: ".
-using StringCheck = std::string (*)(const std::string& value);
+using StringCheck = std::function<std::string(const std::string& value)>;
 
 // One configuration key. Built with the helpers in key_table.cc.
 struct KeySpec {
-  const char* name = "";  // environment spelling, e.g. "API_PORT"
+  std::string name;  // environment spelling, e.g. "API_PORT"
   KeyType type = KeyType::kString;
   MemberPtr member;
   double min = 0;  // numeric types: inclusive range
   double max = 0;
-  std::vector<std::string> allowed;    // kEnum: accepted values, lower case
-  bool secret = false;                 // may hold a password: shown redacted
-  StringCheck check = nullptr;         // kString, kList
-  const char* range_text = nullptr;    // kString, kList: what is allowed
-  const char* default_text = nullptr;  // overrides the printed default
-  const char* help = "";
+  std::vector<std::string> allowed;  // kEnum: accepted values, lower case
+  bool secret = false;               // may hold a password: shown redacted
+  StringCheck check;                 // kString, kList; may be empty
+  std::string range_text;            // kString, kList: what is allowed
+  std::string default_text;          // overrides the printed default
+  std::string help;
+  ConfigValue default_value;  // registered keys only
 };
 
-// Every key, in documentation order.
-const std::vector<KeySpec>& KeyTable();
+using KeyList = std::vector<KeySpec>;
+
+// Every key of the library, in documentation order.
+const KeyList& KeyTable();
+
+// The KeySpec of a registered key. Error: kInvalidArgument with the reason
+// (see ConfigLoader::Register); `table` is only read for duplicates.
+absl::StatusOr<KeySpec> SpecFromKey(const ConfigKey& key, const KeyList& table);
 
 // Looks a key up by its environment spelling ("API_PORT"); null if unknown.
-const KeySpec* FindKey(absl::string_view name);
+const KeySpec* FindKey(const KeyList& table, absl::string_view name);
 // Looks a key up by its flag spelling without dashes ("api-port"; the
 // spelling "api_port" is accepted too); null if unknown.
+const KeySpec* FindFlag(const KeyList& table, absl::string_view flag);
+// The same over KeyTable().
+const KeySpec* FindKey(absl::string_view name);
 const KeySpec* FindFlag(absl::string_view flag);
 // "api-port" for API_PORT.
 std::string FlagName(const KeySpec& spec);
 // "did you mean X?" when a known name is close to `unknown`, else "".
 // `as_flag` selects the spelling of the suggestion.
-std::string SuggestKey(absl::string_view unknown, bool as_flag);
+std::string SuggestKey(const KeyList& table, absl::string_view unknown,
+                       bool as_flag);
 
 // A value as read from one source, before it is parsed.
 struct RawValue {
@@ -97,7 +115,16 @@ std::string FormatNumber(double v);
 
 // The Markdown table of every key (key, flag, default, allowed, meaning) that
 // docs/CONFIGURATION.md embeds between its generated-table markers.
-std::string ConfigMarkdownTable();
+std::string ConfigMarkdownTable(const KeyList& table);
+
+// The loader's work over `table` (ConfigLoader and the free functions).
+absl::StatusOr<CommandLine> ParseCommandLineWith(const KeyList& table, int argc,
+                                                 const char* const* argv,
+                                                 const char* const* envp);
+absl::StatusOr<Config> LoadConfigWith(const KeyList& table,
+                                      const ConfigSources& sources);
+std::string DescribeConfigWith(const KeyList& table, const Config& config);
+std::string ConfigHelpWith(const KeyList& table);
 
 }  // namespace pggitops::internal::config
 

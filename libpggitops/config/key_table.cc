@@ -45,13 +45,6 @@ KeySpec Str(const char* name, std::string Config::*m, StringCheck check,
   s.range_text = range_text;
   return s;
 }
-KeySpec List(const char* name, std::vector<std::string> Config::*m,
-             StringCheck check, const char* range_text, const char* help) {
-  KeySpec s = Make(name, KeyType::kList, m, 0, 0, help);
-  s.check = check;
-  s.range_text = range_text;
-  return s;
-}
 KeySpec Enum(const char* name, std::string Config::*m,
              std::vector<std::string> allowed, const char* help) {
   KeySpec s = Make(name, KeyType::kEnum, m, 0, 0, help);
@@ -70,33 +63,7 @@ KeySpec Secret(KeySpec s) {
 std::vector<KeySpec> BuildTable() {
   using C = Config;
   std::vector<KeySpec> t = {
-      // HTTP server
-      Str("API_HOST", &C::api_host, CheckApiHost,
-          "IPv4/IPv6 address or localhost",
-          "listen address; with no API key only loopback is allowed"),
-      Int("API_PORT", &C::api_port, 1, 65535, "listen port"),
-      WithDefault(Int("API_WORKERS", &C::api_workers, 1, 1024,
-                      "threads that serve requests; a connection holds one "
-                      "only while a request of it is being served"),
-                  "2 x cores, at least 4"),
-      Int("API_MAX_CONNECTIONS", &C::api_max_connections, 1, 1000000,
-          "open connections; at the cap the longest-idle one is closed, and "
-          "a new one is refused (503) only when all are busy"),
-      Int("API_MAX_CONNECTIONS_PER_CLIENT", &C::api_max_connections_per_client,
-          1, 1000000,
-          "open connections from one client address (loopback and "
-          "TRUSTED_PROXIES peers are not capped)"),
-      Seconds("API_HEADER_TIMEOUT", &C::api_header_timeout, 0.01, 3600,
-              "the whole request head must arrive within this (else 408)"),
-      Seconds("API_BODY_TIMEOUT", &C::api_body_timeout, 0.01, 3600,
-              "the whole request body must arrive within this (else 408)"),
-      Int("API_MAX_HEADER_BYTES", &C::api_max_header_bytes, 1024, 1048576,
-          "request line plus headers; larger is 431 (414 for the line)"),
-      Seconds("API_KEEPALIVE_TIMEOUT", &C::api_keepalive_timeout, 0.001, 3600,
-              "idle keep-alive connections are closed after this (they hold "
-              "no worker)"),
-      Int("API_KEEPALIVE_MAX", &C::api_keepalive_max, 1, 1000000,
-          "requests served on one keep-alive connection before it is closed"),
+      // Logging
       Make("API_LOG_LEVEL", KeyType::kLogLevel, &C::api_log_level, 0, 0,
            "least severe level logged (WARN means WARNING)"),
       Str("PGGIT_LOG_FILE", &C::log_file, CheckLogFile, "file path or empty",
@@ -131,12 +98,6 @@ std::vector<KeySpec> BuildTable() {
       Bool("CACHE_ENABLED", &C::cache_enabled, "use the response cache"),
       Int64("CACHE_MAX_BYTES", &C::cache_max_bytes, 1048576, 68719476736.0,
             "in-process (L1) cache byte budget"),
-      Seconds("CACHE_TTL_WEBHOOK_LIST", &C::cache_ttl_webhook_list, 0.001,
-              86400, "lifetime of cached webhook lists"),
-      Seconds("CACHE_TTL_ALERTS_LIST", &C::cache_ttl_alerts_list, 0.001, 86400,
-              "lifetime of cached alert lists"),
-      Seconds("CACHE_TTL_DASHBOARD", &C::cache_ttl_dashboard, 0.001, 86400,
-              "lifetime of the cached dashboard summary"),
       WithDefault(Secret(Str("REDIS_URL", &C::redis_url, CheckRedisUrl,
                              "empty, redis://[:password@]host:port[/db] or "
                              "unix:///path",
@@ -145,10 +106,7 @@ std::vector<KeySpec> BuildTable() {
                   "unset"),
       Seconds("REDIS_TIMEOUT", &C::redis_timeout, 0.001, 60,
               "time limit of one Redis command; Redis is then skipped"),
-      // HTTP policy
-      List("CORS_ORIGINS", &C::cors_origins, CheckCorsOrigin,
-           "JSON or comma list of * or http(s)://host[:port]",
-           "origins allowed by CORS"),
+      // Rate limiter and alerts
       Int("RATE_LIMIT_PER_MINUTE", &C::rate_limit_per_minute, 0, 1000000,
           "requests per minute per client address and instance; 0 disables"),
       Int("RATE_LIMIT_BURST", &C::rate_limit_burst, 1, 1000000,
@@ -162,18 +120,6 @@ std::vector<KeySpec> BuildTable() {
             16777216,
             "an alert's context, serialized, at most (larger is 422); list "
             "pages show larger ones as a marker"),
-      List("TRUSTED_PROXIES", &C::trusted_proxies, CheckTrustedProxy,
-           "JSON or comma list of IP addresses or CIDRs",
-           "peers whose X-Forwarded-For is believed for the client address"),
-      Int("SSE_MAX_STREAMS", &C::sse_max_streams, 0, 100000,
-          "open /api/v1/alerts/stream connections, more get 503; an open "
-          "stream holds no worker"),
-      Seconds("SSE_STATUS_INTERVAL", &C::sse_status_interval, 0.01, 3600,
-              "period of system_status stream events"),
-      Seconds("SSE_KEEPALIVE_INTERVAL", &C::sse_keepalive_interval, 0.01, 3600,
-              "period of keep-alive comment lines on streams"),
-      Bool("METRICS_REQUIRE_KEY", &C::metrics_require_key,
-           "put /metrics behind a read key"),
       // Webhook delivery
       Int("WEBHOOK_WORKERS", &C::webhook_workers, 1, 64,
           "dispatcher threads (each drives many deliveries)"),
@@ -206,23 +152,15 @@ std::vector<KeySpec> BuildTable() {
       Seconds("WEBHOOK_BREAKER_MAX_OPEN_SECONDS", &C::webhook_breaker_max_open,
               0.01, 86400,
               "longest open period; at least WEBHOOK_BREAKER_OPEN_SECONDS"),
-      // Health and lifecycle
+      // Health, API keys, environment
       Seconds("HEALTH_CACHE_SECONDS", &C::health_cache, 0, 3600,
               "deep-health results are reused this long"),
       Seconds("HEALTH_CHECK_TIMEOUT", &C::health_check_timeout, 0.01, 600,
               "time limit of each /health/deep check, so a hung dependency "
               "cannot hang the endpoint"),
-      Seconds("SSE_QUERY_TIMEOUT", &C::sse_query_timeout, 0.01, 600,
-              "the alert stream's database reads wait at most this for a "
-              "pooled connection"),
       Seconds("WEBHOOK_PURGE_INTERVAL", &C::webhook_purge_interval, 1, 604800,
               "how often the retention purge of delivered rows and attempts "
               "runs"),
-      Seconds("SHUTDOWN_TIMEOUT", &C::shutdown_timeout, 0.1, 3600,
-              "time to drain requests and deliveries on SIGTERM"),
-      Seconds("SHUTDOWN_GRACE_SECONDS", &C::shutdown_grace, 0, 300,
-              "on SIGTERM, /health/ready answers 503 this long before the "
-              "listener closes"),
       Seconds("API_KEY_CACHE_SECONDS", &C::api_key_cache, 0.1, 300,
               "API keys are reloaded from the database this often; a key "
               "created or revoked on any instance takes effect within it"),

@@ -122,7 +122,8 @@ std::string YamlValue(const YAML::Node& node, RawValue* raw) {
 
 using YamlEntries = std::vector<std::pair<const KeySpec*, RawValue>>;
 
-absl::StatusOr<YamlEntries> ReadYamlRoot(const std::string& path,
+absl::StatusOr<YamlEntries> ReadYamlRoot(const KeyList& table,
+                                         const std::string& path,
                                          const YAML::Node& root) {
   YamlEntries out;
   if (root.IsNull()) return out;
@@ -132,13 +133,13 @@ absl::StatusOr<YamlEntries> ReadYamlRoot(const std::string& path,
     if (!kv.first.IsScalar())
       return FileError(path, "keys must be plain names");
     std::string key = kv.first.Scalar();
-    const KeySpec* spec = FindKey(absl::AsciiStrToUpper(key));
+    const KeySpec* spec = FindKey(table, absl::AsciiStrToUpper(key));
     if (spec != nullptr && key != spec->name &&
         key != absl::AsciiStrToLower(spec->name)) {
       spec = nullptr;  // only API_PORT and api_port, not Api_Port
     }
     if (spec == nullptr) {
-      std::string hint = SuggestKey(key, false);
+      std::string hint = SuggestKey(table, key, false);
       if (key == absl::AsciiStrToLower(key)) absl::AsciiStrToLower(&hint);
       if (!hint.empty()) hint = absl::StrCat(" (", hint, ")");
       return FileError(path, absl::StrCat("unknown key \"", key, "\"", hint));
@@ -211,7 +212,7 @@ absl::StatusOr<DotenvEntries> ReadDotenvFile(const std::string& path) {
 }
 
 absl::StatusOr<std::vector<std::pair<const KeySpec*, RawValue>>> ReadYamlFile(
-    const std::string& path) {
+    const KeyList& table, const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     return FileError(path, "is a directory");
@@ -223,7 +224,7 @@ absl::StatusOr<std::vector<std::pair<const KeySpec*, RawValue>>> ReadYamlFile(
   }
   try {
     YAML::Node root = YAML::Load(in);
-    return ReadYamlRoot(path, root);
+    return ReadYamlRoot(table, path, root);
   } catch (const YAML::Exception& e) {
     if (e.mark.is_null()) return FileError(path, e.msg);
     return FileError(path, absl::StrCat("line ", e.mark.line + 1, ", column ",

@@ -36,7 +36,7 @@ absl::StatusOr<DotenvEntries> ReadDotenvFile(const std::string& path);
 // YAML syntax, a root that is not a map, an unknown or repeated key, or a
 // map value.
 absl::StatusOr<std::vector<std::pair<const KeySpec*, RawValue>>> ReadYamlFile(
-    const std::string& path);
+    const KeyList& table, const std::string& path);
 
 }  // namespace pggitops::internal::config
 

@@ -81,6 +81,27 @@ TEST_CASE("ReadDotenvFile: missing file is empty, a directory is an error") {
   CHECK(absl::EndsWith(e.status().message(), "is a directory"));
 }
 
+// The library's keys plus two registered ones, as the daemon has them.
+const KeyList& Table() {
+  static const KeyList* table = [] {
+    auto* t = new KeyList(KeyTable());
+    ConfigKey port;
+    port.name = "API_PORT";
+    port.type = ConfigKey::Type::kInt;
+    port.min = 1;
+    port.max = 65535;
+    port.default_value = int64_t{8000};
+    t->push_back(*SpecFromKey(port, *t));
+    ConfigKey origins;
+    origins.name = "CORS_ORIGINS";
+    origins.type = ConfigKey::Type::kList;
+    origins.default_value = std::vector<std::string>{};
+    t->push_back(*SpecFromKey(origins, *t));
+    return t;
+  }();
+  return *table;
+}
+
 TEST_CASE("ReadYamlFile: both spellings, scalars, sequences and nulls") {
   TempDir dir;
   std::string path = dir.Write("c.yaml",
@@ -90,7 +111,7 @@ TEST_CASE("ReadYamlFile: both spellings, scalars, sequences and nulls") {
                                "cache_enabled: off\n"
                                "cors_origins: ['https://a.example', '*']\n"
                                "redis_url: ~\n");
-  auto e = ReadYamlFile(path);
+  auto e = ReadYamlFile(Table(), path);
   REQUIRE_MESSAGE(e.ok(), e.status().ToString());
   REQUIRE(e->size() == 5);
   CHECK(std::string((*e)[0].first->name) == "API_PORT");
@@ -102,14 +123,15 @@ TEST_CASE("ReadYamlFile: both spellings, scalars, sequences and nulls") {
   CHECK((*e)[3].second.items ==
         std::vector<std::string>{"https://a.example", "*"});
   CHECK((*e)[4].second.text.empty());
-  CHECK(ReadYamlFile(dir.Write("e.yaml", "")).ok());
-  CHECK(ReadYamlFile(dir.Write("e.yaml", "# only a comment\n"))->empty());
+  CHECK(ReadYamlFile(Table(), dir.Write("e.yaml", "")).ok());
+  CHECK(ReadYamlFile(Table(), dir.Write("e.yaml", "# only a comment\n"))
+            ->empty());
 }
 
 TEST_CASE("ReadYamlFile: errors") {
   TempDir dir;
   auto err = [&dir](const std::string& text) {
-    auto e = ReadYamlFile(dir.Write("c.yaml", text));
+    auto e = ReadYamlFile(Table(), dir.Write("c.yaml", text));
     REQUIRE_FALSE(e.ok());
     return std::string(e.status().message());
   };
@@ -124,10 +146,10 @@ TEST_CASE("ReadYamlFile: errors") {
   CHECK(absl::StrContains(err("a: b: c\n"), "line 1"));
   CHECK(absl::StrContains(err("just text\n"), "must be a flat map"));
   CHECK(absl::StrContains(err("[1]: 2\n"), "keys must be plain names"));
-  auto missing = ReadYamlFile(dir.path() + "/nope.yaml");
+  auto missing = ReadYamlFile(Table(), dir.path() + "/nope.yaml");
   REQUIRE_FALSE(missing.ok());
   CHECK(absl::StrContains(missing.status().message(), "cannot be read"));
-  CHECK(absl::EndsWith(ReadYamlFile(dir.path()).status().message(),
+  CHECK(absl::EndsWith(ReadYamlFile(Table(), dir.path()).status().message(),
                        "is a directory"));
 }
 

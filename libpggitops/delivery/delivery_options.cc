@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "pggitops/delivery_queue.h"
+#include "pggitops/text.h"
 
 namespace pggitops {
 namespace {
@@ -50,20 +51,8 @@ const char* TransportErrorName(TransportError e) {
   return "other";
 }
 
-namespace {
-
-// Characters of UTF-8 text, as PostgreSQL's char_length counts them (bytes
-// that do not continue a multi-byte sequence).
-size_t Utf8Length(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-}  // namespace
-
 absl::Status AlertInput::Validate() const {
-  const size_t op_chars = Utf8Length(operation_type);
+  const size_t op_chars = Utf8CharCount(operation_type);
   if (op_chars == 0 || op_chars > 255) {
     return absl::InvalidArgumentError(absl::StrCat(
         "operation_type: must be 1 to 255 characters (got ", op_chars, ")"));

@@ -165,7 +165,7 @@ void DeliveryEngineImpl::StopEverything(absl::Time deadline) {
     listener_->Unsubscribe(subscription_);
     listener_->RemoveReconnectCallback(reconnect_callback_);
   }
-  if (owned_listener_ != nullptr) owned_listener_->Stop();
+  if (owned_listener_ != nullptr) owned_listener_->Shutdown();
   {
     absl::MutexLock lock(&mu_);
     // Nothing new starts: queued rows go back (below, with the rest).

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
+#include "pggitops/text.h"
 
 namespace pggitops::internal {
 
@@ -92,47 +93,12 @@ std::string FormatRfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one.
-size_t Utf8SequenceLength(absl::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) return c == 0 ? 0 : 1;
-  if ((c & 0xe0) == 0xc0) {
-    n = 2;
-    cp = c & 0x1f;
-  } else if ((c & 0xf0) == 0xe0) {
-    n = 3;
-    cp = c & 0x0f;
-  } else if ((c & 0xf8) == 0xf0) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3f);
-  }
-  const bool overlong = (n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
-                        (n == 4 && cp < 0x10000);
-  const bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
-  if (overlong || surrogate || cp > 0x10ffff) return 0;
-  return n;
-}
-
-}  // namespace
-
 std::string SanitizeExcerpt(absl::string_view bytes, size_t max_bytes) {
   static constexpr absl::string_view kReplacement = "\xEF\xBF\xBD";
   std::string out;
   size_t i = 0;
   while (i < bytes.size()) {
-    size_t n = Utf8SequenceLength(bytes, i);
+    size_t n = bytes[i] == '\0' ? 0 : Utf8SequenceLength(bytes, i);
     absl::string_view piece = n == 0 ? kReplacement : bytes.substr(i, n);
     if (n == 0 && bytes[i] == '\0') piece = "";  // drop NUL characters
     if (out.size() + piece.size() > max_bytes) break;

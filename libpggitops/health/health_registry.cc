@@ -229,4 +229,10 @@ bool HealthRegistry::WaitForRunningChecks(absl::Duration timeout) {
   return impl_->running->WaitUntilNone(timeout);
 }
 
+HealthOptions HealthOptionsFromConfig(const Config& config) {
+  HealthOptions options;
+  options.cache_ttl = config.health_cache;
+  return options;
+}
+
 }  // namespace pggitops

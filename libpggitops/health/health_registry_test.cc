@@ -489,5 +489,13 @@ TEST_CASE("HealthRegistry: Register rejects invalid checks, changing nothing") {
   CHECK(bad_calls == 0);
 }
 
+TEST_CASE("HealthOptionsFromConfig: HEALTH_CACHE_SECONDS") {
+  Config c;
+  c.health_cache = absl::Milliseconds(1500);
+  HealthOptions o = HealthOptionsFromConfig(c);
+  CHECK(o.cache_ttl == absl::Milliseconds(1500));
+  CHECK(o.env == nullptr);
+}
+
 }  // namespace
 }  // namespace pggitops

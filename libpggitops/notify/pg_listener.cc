@@ -74,7 +74,7 @@ class PgListenerImpl final : public PgListener {
         metrics_(RegisterMetrics(options_.metrics)) {}
 
   ~PgListenerImpl() override {
-    Stop();
+    Shutdown();
     close(wake_fd_);
   }
 
@@ -84,7 +84,7 @@ class PgListenerImpl final : public PgListener {
   int AddReconnectCallback(ReconnectCallback callback) override;
   void RemoveReconnectCallback(int id) override;
   absl::Status Start() override;
-  void Stop() override;
+  void Shutdown() override;
   bool WaitUntilListening(absl::Duration timeout) override;
   PgListenerStats Stats() const override;
   HealthCheck ListenerHealthCheck() override;
@@ -98,7 +98,7 @@ class PgListenerImpl final : public PgListener {
   void Wake();
   void DrainWake();
   void Run();
-  // One connected session's life: returns when it breaks or Stop() is
+  // One connected session's life: returns when it breaks or Shutdown() is
   // called.
   void Serve(ListenerSession* session);
   bool SyncChannels(ListenerSession* session);
@@ -135,7 +135,7 @@ class PgListenerImpl final : public PgListener {
   bool listening_all_ ABSL_GUARDED_BY(mu_) = false;
   bool channels_changed_ ABSL_GUARDED_BY(mu_) = false;
   PgListenerStats stats_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex join_mu_;  // serializes joining thread_ in Stop()
+  absl::Mutex join_mu_;  // serializes joining thread_ in Shutdown()
   std::thread thread_;
   std::thread::id thread_id_ ABSL_GUARDED_BY(mu_);
 };
@@ -217,7 +217,7 @@ absl::Status PgListenerImpl::Start() {
   return absl::OkStatus();
 }
 
-void PgListenerImpl::Stop() {
+void PgListenerImpl::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -475,6 +475,13 @@ absl::StatusOr<std::unique_ptr<PgListener>> PgListener::Create(
   }
   return std::unique_ptr<PgListener>(new internal::PgListenerImpl(
       std::move(options), *std::move(conninfo), fd));
+}
+
+PgListenerOptions PgListenerOptionsFromConfig(const Config& config) {
+  PgListenerOptions options;
+  options.dsn = config.database_url;
+  options.connect_timeout = config.database_connect_timeout;
+  return options;
 }
 
 }  // namespace pggitops

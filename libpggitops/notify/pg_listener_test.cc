@@ -208,7 +208,7 @@ TEST_CASE("PgListener: start, stop and the health check, no server") {
   CHECK_FALSE(l->WaitUntilListening(absl::ZeroDuration()));
   CHECK(absl::IsFailedPrecondition(l->Start()));
 
-  l->Stop();
+  l->Shutdown();
   PgListenerStats s = l->Stats();
   CHECK_FALSE(s.running);
   CHECK_FALSE(s.connected);
@@ -216,13 +216,13 @@ TEST_CASE("PgListener: start, stop and the health check, no server") {
   CHECK(s.notifications_total == 0);
   CHECK(ListenerStatus(l.get()) == "stopped");
   CHECK_FALSE(reconnected);  // never connected
-  l->Stop();                 // idempotent
+  l->Shutdown();             // idempotent
   CHECK(absl::IsFailedPrecondition(l->Start()));
 }
 
 TEST_CASE("PgListener: stopped before it started, it cannot start") {
   std::unique_ptr<PgListener> l = Make();
-  l->Stop();
+  l->Shutdown();
   CHECK(absl::IsFailedPrecondition(l->Start()));
   CHECK_FALSE(l->Stats().running);
 }
@@ -236,6 +236,16 @@ TEST_CASE("PgListener: its series are registered, down until connected") {
   CHECK(absl::StrContains(text, "pg_listener_connected 0\n"));
   CHECK(absl::StrContains(text, "pg_listener_reconnects_total 0\n"));
   CHECK(absl::StrContains(text, "pg_listener_notifications_total 0\n"));
+}
+
+TEST_CASE("PgListenerOptionsFromConfig: DATABASE_URL and the connect timeout") {
+  Config c;
+  c.database_url = "postgresql://u@db.example/x";
+  c.database_connect_timeout = absl::Seconds(9);
+  PgListenerOptions o = PgListenerOptionsFromConfig(c);
+  CHECK(o.dsn == c.database_url);
+  CHECK(o.connect_timeout == absl::Seconds(9));
+  CHECK(o.Validate().ok());
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ class PoolImpl final : public ConnectionPool {
       : timeout_(options.timeout),
         core_(std::make_shared<internal::PoolCore>(options,
                                                    std::move(connector))) {}
-  ~PoolImpl() override { core_->Close(); }
+  ~PoolImpl() override { core_->Shutdown(); }
 
   absl::StatusOr<PooledConnection> Acquire() override {
     return core_->Acquire(timeout_);
@@ -26,7 +26,7 @@ class PoolImpl final : public ConnectionPool {
     return core_->Acquire(timeout);
   }
   PoolStats Stats() const override { return core_->Stats(); }
-  void Close() override { core_->Close(); }
+  void Shutdown() override { core_->Shutdown(); }
 
  private:
   const absl::Duration timeout_;

@@ -34,7 +34,7 @@ PoolCore::PoolCore(const PoolOptions& options,
   PublishLocked();
 }
 
-PoolCore::~PoolCore() { Close(); }
+PoolCore::~PoolCore() { Shutdown(); }
 
 absl::StatusOr<PooledConnection> PoolCore::Acquire(absl::Duration timeout) {
   const absl::Time start = env_->MonotonicNow();
@@ -215,7 +215,7 @@ void PoolCore::NoteDeadConnection() {
   for (auto& slot : idle_) slot->needs_ping = true;
 }
 
-void PoolCore::Close() {
+void PoolCore::Shutdown() {
   std::vector<std::unique_ptr<PoolSlot>> to_close;
   {
     PoolLock lock(&mu_);

@@ -61,7 +61,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void Return(std::unique_ptr<PoolSlot> slot, bool discard);
   // A connection was found dead: ping idle ones before their next use.
   void NoteDeadConnection();
-  void Close();
+  void Shutdown();
   PoolStats Stats() const;
 
   // Observes a query duration (db_query_duration_seconds, slow queries).

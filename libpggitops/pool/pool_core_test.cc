@@ -197,7 +197,7 @@ TEST_CASE("Pool: Close fails waiters and later checkouts, closes idle") {
   c.Release();  // handed to the waiter... which then returns it
   t.join();
   CHECK(waiter_status.ok());
-  f.pool->Close();
+  f.pool->Shutdown();
   CHECK(f.server->open() == 1);  // only `a` is left
   CHECK(absl::IsFailedPrecondition(f.pool->Acquire().status()));
   a.Release();
@@ -210,7 +210,7 @@ TEST_CASE("Pool: a waiter blocked at Close is released with an error") {
   absl::Status status;
   std::thread t([&] { status = f.pool->Acquire().status(); });
   WaitFor([&] { return f.pool->Stats().waiting == 1; });
-  f.pool->Close();
+  f.pool->Shutdown();
   t.join();
   CHECK(absl::IsFailedPrecondition(status));
 }

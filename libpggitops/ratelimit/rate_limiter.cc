@@ -197,4 +197,11 @@ size_t RateLimiter::tracked_clients() const {
   return n;
 }
 
+RateLimiterOptions RateLimiterOptionsFromConfig(const Config& config) {
+  RateLimiterOptions options;
+  options.per_minute = config.rate_limit_per_minute;
+  options.burst = config.rate_limit_burst;
+  return options;
+}
+
 }  // namespace pggitops

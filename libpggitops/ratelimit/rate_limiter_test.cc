@@ -314,5 +314,16 @@ TEST_CASE("RateLimiter: threads evicting concurrently keep the bound") {
   CHECK(limiter->tracked_clients() <= 2000);
 }
 
+TEST_CASE("RateLimiterOptionsFromConfig: RATE_LIMIT_PER_MINUTE and _BURST") {
+  Config c;
+  c.rate_limit_per_minute = 7;
+  c.rate_limit_burst = 3;
+  RateLimiterOptions o = RateLimiterOptionsFromConfig(c);
+  CHECK(o.per_minute == 7);
+  CHECK(o.burst == 3);
+  CHECK(o.max_clients == RateLimiterOptions().max_clients);
+  CHECK(o.Validate().ok());
+}
+
 }  // namespace
 }  // namespace pggitops

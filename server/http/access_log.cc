@@ -6,34 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "pggitops/text.h"
 
 namespace pggitops::server {
 namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0.
-size_t Utf8Length(absl::string_view s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  unsigned char c = b(0);
-  size_t n = c < 0x80           ? 1
-             : (c >> 5) == 0x6  ? 2
-             : (c >> 4) == 0xe  ? 3
-             : (c >> 3) == 0x1e ? 4
-                                : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(k) & 0xc0) != 0x80) return 0;
-  }
-  // Overlong forms, surrogates and values above U+10FFFF.
-  if (n == 2 && c < 0xc2) return 0;
-  if (n == 3 && ((c == 0xe0 && b(1) < 0xa0) || (c == 0xed && b(1) > 0x9f))) {
-    return 0;
-  }
-  if (n == 4 &&
-      ((c == 0xf0 && b(1) < 0x90) || c > 0xf4 || (c == 0xf4 && b(1) > 0x8f))) {
-    return 0;
-  }
-  return n;
-}
 
 // "2026-12-04T18:43:17.123Z": the part up to the seconds is formatted once
 // per second and thread.
@@ -60,7 +36,7 @@ void AppendJsonString(absl::string_view s, std::string* out) {
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      size_t n = Utf8Length(s, i);
+      size_t n = Utf8SequenceLength(s, i);
       if (n == 0) {
         out->append("\xef\xbf\xbd");  // U+FFFD
         ++i;

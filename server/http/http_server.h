@@ -95,7 +95,7 @@ class HttpServer {
   // at `deadline`.
   void Drain(absl::Time deadline);
   // Drain with a deadline 5 s away (tests).
-  void Stop() { Drain(absl::Now() + absl::Seconds(5)); }
+  void Shutdown() { Drain(absl::Now() + absl::Seconds(5)); }
 
   // Requests being handled right now.
   int in_flight() const;

@@ -65,7 +65,7 @@ const char* CacheFamilyName(CacheFamily family) {
   return "unknown";
 }
 
-absl::Duration CacheFamilyTtl(const Config& config, CacheFamily family) {
+absl::Duration CacheFamilyTtl(const ServerConfig& config, CacheFamily family) {
   switch (family) {
     case CacheFamily::kWebhooks:
       return config.cache_ttl_webhook_list;

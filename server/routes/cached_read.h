@@ -33,6 +33,7 @@
 #include "pggitops/cache.h"
 #include "pggitops/config.h"
 #include "server/http/request_context.h"
+#include "server/server_config.h"
 
 namespace pggitops::server {
 
@@ -43,7 +44,7 @@ enum class CacheFamily { kWebhooks, kAlerts, kDashboard };
 const char* CacheFamilyName(CacheFamily family);
 
 // CACHE_TTL_WEBHOOK_LIST, CACHE_TTL_ALERTS_LIST, CACHE_TTL_DASHBOARD.
-absl::Duration CacheFamilyTtl(const Config& config, CacheFamily family);
+absl::Duration CacheFamilyTtl(const ServerConfig& config, CacheFamily family);
 
 // "<family>:<part>:<part>...", e.g. CacheKey(kWebhooks, {"list", "20", "0"})
 // is "webhooks:list:20:0". Parts should be canonical (validated, defaults
@@ -57,7 +58,7 @@ using JsonProducer = std::function<nlohmann::json()>;
 class CachedRead {
  public:
   // *cache (may be null: nothing is cached) and *config must outlive this.
-  CachedRead(Cache* cache, const Config* config)
+  CachedRead(Cache* cache, const ServerConfig* config)
       : cache_(cache), config_(config) {}
 
   // Answers 200 with the cached body of `key`, or with `produce()`'s JSON,
@@ -87,7 +88,7 @@ class CachedRead {
 
  private:
   Cache* const cache_;
-  const Config* const config_;
+  const ServerConfig* const config_;
 };
 
 }  // namespace pggitops::server

@@ -81,7 +81,7 @@ json Rows(ConnectionPool* pool, const std::string& sql,
 // harness::Daemon): a cache, warm sets and read endpoints that own them, the
 // cache routes, an HTTP server on a free port.
 struct MiniDaemon {
-  Config config;
+  server::ServerConfig config;
   MetricsRegistry metrics;
   LatencyWindow latency;
   std::unique_ptr<ConnectionPool> pool;
@@ -192,7 +192,7 @@ struct MiniDaemon {
   }
   ~MiniDaemon() {
     if (server) {
-      server->Stop();
+      server->Shutdown();
       thread.join();
     }
   }

@@ -77,7 +77,7 @@ struct TestServer {
     thread = std::thread([this] { server->Serve(); });
   }
   ~TestServer() {
-    server->Stop();
+    server->Shutdown();
     thread.join();
   }
   httplib::Client Client() {

@@ -1,6 +1,6 @@
 // PgListener on a real PostgreSQL: several channels and subscribers on one
 // session, subscribing and unsubscribing while running, reconnection after
-// pg_terminate_backend (with the reconnect callbacks), and a clean Stop().
+// pg_terminate_backend (with the reconnect callbacks), and a clean Shutdown().
 // PostgreSQL restarts are in restart_test.cc (not parallel-safe).
 #include <atomic>
 #include <mutex>
@@ -77,7 +77,7 @@ TEST_CASE("listener: channels and subscribers share one session") {
   CHECK(s.connected);
   CHECK(s.connects_total == 1);
   CHECK(s.notifications_total == 2);
-  l->Stop();
+  l->Shutdown();
   CHECK_FALSE(l->Stats().running);
 }
 
@@ -106,7 +106,7 @@ TEST_CASE("listener: subscribe and unsubscribe while running") {
   Exec(dsn, "NOTIFY late_chan, 'three'; NOTIFY control, 'c'");
   REQUIRE(WaitFor([&] { return control.Size() == 1; }, seconds(10)));
   CHECK(late.Get() == std::vector<std::string>{"one"});
-  l->Stop();
+  l->Shutdown();
 }
 
 TEST_CASE("listener: a callback may unsubscribe itself") {
@@ -131,7 +131,7 @@ TEST_CASE("listener: a callback may unsubscribe itself") {
   Exec(dsn, "NOTIFY self_chan; NOTIFY self_chan, 'again'; NOTIFY control");
   REQUIRE(WaitFor([&] { return control.Size() == 1; }, seconds(10)));
   CHECK(calls.load() == 1);
-  l->Stop();
+  l->Shutdown();
 }
 
 TEST_CASE("listener: reconnects and listens again after pg_terminate_backend") {
@@ -158,7 +158,7 @@ TEST_CASE("listener: reconnects and listens again after pg_terminate_backend") {
   CHECK(s.connects_total == 2);
   CHECK(s.disconnects_total >= 1);
   CHECK_FALSE(s.last_error.empty());
-  l->Stop();
+  l->Shutdown();
 }
 
 TEST_CASE("listener: bad input is refused and changes nothing") {
@@ -185,13 +185,14 @@ TEST_CASE("listener: bad input is refused and changes nothing") {
   REQUIRE(l->Start().ok());
   CHECK(absl::IsFailedPrecondition(l->Start()));
   REQUIRE(l->WaitUntilListening(absl::Seconds(10)));
-  l->Stop();
-  l->Stop();  // idempotent
+  l->Shutdown();
+  l->Shutdown();  // idempotent
   CHECK(absl::IsFailedPrecondition(l->Start()));
 }
 
 TEST_CASE("listener: a database that is down is retried until it answers") {
-  // Nothing listens on this port; the listener keeps trying, Stop() ends it.
+  // Nothing listens on this port; the listener keeps trying, Shutdown() ends
+  // it.
   PgListenerOptions o;
   o.dsn = "postgresql://pggit:pggit@127.0.0.1:" +
           std::to_string(harness::FreePort()) + "/pggit";
@@ -208,7 +209,7 @@ TEST_CASE("listener: a database that is down is retried until it answers") {
   CHECK_FALSE(r.ok);
   CHECK(r.status == "connecting");
   const auto start = delivery_test::Clock::now();
-  (*l)->Stop();
+  (*l)->Shutdown();
   CHECK(delivery_test::Clock::now() - start < std::chrono::seconds(2));
   CHECK(check.run().status == "stopped");
 }

@@ -134,7 +134,7 @@ TEST_CASE("engine: NOTIFY wakes it, through restarts and killed sessions") {
   CHECK(WaitFor([&] { return rx.count() > got; }, seconds(10)));
 
   engine->Shutdown(absl::Now() + absl::Seconds(5));
-  (*listener)->Stop();
+  (*listener)->Shutdown();
   CHECK(Count(dsn,
               "SELECT count(*) FROM alert_delivery_queue WHERE "
               "delivery_status <> 'delivered'") == 0);

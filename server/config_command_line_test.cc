@@ -1,4 +1,6 @@
-// ParseCommandLine: flags, --config, --help, positionals and subcommand flags.
+// ParseCommandLine over the daemon's keys (the library's plus those
+// server_config.cc registers): flags, --config, --help, positionals and
+// subcommand flags.
 #include <string>
 #include <utility>
 #include <vector>
@@ -6,8 +8,9 @@
 #include "absl/strings/match.h"
 #include "doctest/doctest.h"
 #include "pggitops/config.h"
+#include "server/server_config.h"
 
-namespace pggitops {
+namespace pggitops::server {
 namespace {
 
 using Flags = std::vector<std::pair<std::string, std::string>>;
@@ -17,8 +20,8 @@ absl::StatusOr<CommandLine> Parse(std::vector<const char*> args,
                                   std::vector<const char*> env = {}) {
   args.insert(args.begin(), "pggit-api");
   env.push_back(nullptr);
-  return ParseCommandLine(static_cast<int>(args.size()), args.data(),
-                          env.data());
+  return ServerConfigLoader().ParseCommandLine(static_cast<int>(args.size()),
+                                               args.data(), env.data());
 }
 
 TEST_CASE("ParseCommandLine: no arguments") {
@@ -126,8 +129,9 @@ TEST_CASE("ParseCommandLine: copies the environment") {
   CHECK(env.at("EMPTY").empty());
   CHECK(env.count("NOEQUALS") == 0);
   CHECK(env.at("PGGIT_CONFIG") == "/etc/pggit.yaml");
-  CHECK(ParseCommandLine(1, std::vector<const char*>{"x", nullptr}.data(),
-                         nullptr)
+  CHECK(ServerConfigLoader()
+            .ParseCommandLine(1, std::vector<const char*>{"x", nullptr}.data(),
+                              nullptr)
             .ok());
 }
 
@@ -137,7 +141,7 @@ TEST_CASE("ParseCommandLine + LoadConfig: flags override the environment") {
       {"DATABASE_URL=postgresql://h/db", "API_PORT=9000", "API_WORKERS=8"});
   REQUIRE(cl.ok());
   cl->sources.dotenv_path = "";
-  absl::StatusOr<Config> c = LoadConfig(cl->sources);
+  absl::StatusOr<ServerConfig> c = LoadServerConfig(cl->sources);
   REQUIRE(c.ok());
   CHECK(c->api_port == 9001);
   CHECK(c->value_sources.at("API_PORT") == "flag");
@@ -145,5 +149,14 @@ TEST_CASE("ParseCommandLine + LoadConfig: flags override the environment") {
   CHECK(c->value_sources.at("API_WORKERS") == "env");
 }
 
+// The library's free function knows only the library's keys.
+TEST_CASE("ParseCommandLine without the daemon's keys refuses them") {
+  std::vector<const char*> args = {"app", "--api-port=1", nullptr};
+  absl::StatusOr<CommandLine> cl =
+      pggitops::ParseCommandLine(2, args.data(), nullptr);
+  REQUIRE_FALSE(cl.ok());
+  CHECK(absl::StartsWith(cl.status().message(), "unknown flag --api-port"));
+}
+
 }  // namespace
-}  // namespace pggitops
+}  // namespace pggitops::server
