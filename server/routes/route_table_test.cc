@@ -17,13 +17,14 @@
 #include "pggitops/metrics.h"
 #include "pggitops/version.h"
 #include "server/routes/docs_routes.h"
+#include "server/server_config.h"
 
 namespace pggitops::server {
 namespace {
 
 // The daemon's routes, added as App adds them; no handler runs.
 struct Table {
-  Config config;
+  ServerConfig config;
   MetricsRegistry metrics;
   HealthRegistry health{HealthOptions{}};
   LatencyWindow latency{absl::Seconds(60)};
