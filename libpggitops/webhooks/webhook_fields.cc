@@ -11,21 +11,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libpggitops/webhooks/failing.h"
+#include "pggitops/text.h"
 #include "pggitops/webhook_store.h"
 
 namespace pggitops {
 namespace {
 
-// Characters (code points) of UTF-8 text, as PostgreSQL's char_length.
-size_t Chars(const std::string& s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
-}
-
 absl::Status Text(const std::string& field, const std::string& s, size_t min,
                   size_t max) {
-  const size_t n = Chars(s);
+  const size_t n = Utf8CharCount(s);
   if (n < min || n > max) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": must be ", min, " to ", max,

@@ -21,6 +21,7 @@
 #include "pggitops/alert_store.h"
 #include "pggitops/dashboard.h"
 #include "pggitops/log.h"
+#include "pggitops/text.h"
 #include "pggitops/version.h"
 #include "server/http/errors.h"
 #include "server/http/json_util.h"
@@ -46,48 +47,6 @@ constexpr size_t kMaxMessageChars = 10000;
 
 std::string Quoted(const std::string& s) {
   return absl::StrCat("\"", s.substr(0, 64), s.size() > 64 ? "..." : "", "\"");
-}
-
-// Well-formed UTF-8 without NUL (query values arrive percent-decoded, so
-// they may hold any byte; PostgreSQL refuses the rest).
-bool IsCleanUtf8(const std::string& s) {
-  static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t extra = 0;
-    if (c == 0) {
-      return false;
-    } else if (c < 0x80) {
-      extra = 0;
-    } else if ((c & 0xE0) == 0xC0) {
-      extra = 1;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3;
-    } else {
-      return false;
-    }
-    if (s.size() - i <= extra) return false;
-    uint32_t cp = c & (0x7F >> extra);
-    for (size_t k = 1; k <= extra; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (extra > 0 &&
-        (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) {
-      return false;
-    }
-    i += 1 + extra;
-  }
-  return true;
-}
-
-size_t Utf8Chars(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
 }
 
 int64_t IntParam(const std::string& name, const std::string& value, int64_t min,
@@ -133,10 +92,10 @@ AlertFilter ParseListQuery(const httplib::Request& req) {
     } else if (name == "severity") {
       q.severity = OneOf(name, value, kSeverities);
     } else if (name == "operation_type") {
-      if (!IsCleanUtf8(value)) {
+      if (!IsUtf8Text(value)) {
         throw Validation("operation_type: must be UTF-8 text without NUL");
       }
-      if (value.empty() || Utf8Chars(value) > 255) {
+      if (value.empty() || Utf8CharCount(value) > 255) {
         throw Validation("operation_type: must be 1 to 255 characters");
       }
       q.operation_type = value;
@@ -246,10 +205,10 @@ AlertInput ParseAlertBody(const json& body, int64_t context_max_bytes) {
   if (!has_op) throw Validation("operation_type: required");
   if (!has_severity) throw Validation("severity: required");
   if (!has_message) throw Validation("message: required");
-  if (Utf8Chars(in.operation_type) > 255) {
+  if (Utf8CharCount(in.operation_type) > 255) {
     throw Validation("operation_type: must be 1 to 255 characters");
   }
-  if (in.message.empty() || Utf8Chars(in.message) > kMaxMessageChars) {
+  if (in.message.empty() || Utf8CharCount(in.message) > kMaxMessageChars) {
     throw Validation(absl::StrCat("message: must be 1 to ", kMaxMessageChars,
                                   " characters"));
   }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "pggitops/delivery_queue.h"
+#include "pggitops/text.h"
 #include "server/http/errors.h"
 
 namespace pggitops::server {
@@ -54,18 +55,11 @@ const char* TypeName(const json& v) {
   throw Validation(absl::StrCat(field, ": ", what, " (got ", shown, ")"));
 }
 
-// Characters (code points) of valid UTF-8, as PostgreSQL's char_length.
-size_t CodePoints(const std::string& s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
-}
-
 std::string String(const json& v, const std::string& field, size_t min,
                    size_t max) {
   if (!v.is_string()) Bad(field, "must be a string", v);
   std::string s = v.get<std::string>();
-  size_t n = CodePoints(s);
+  size_t n = Utf8CharCount(s);
   if (n < min || n > max) {
     throw Validation(absl::StrCat(field, ": must be ", min, " to ", max,
                                   " characters long (got ", n, ")"));
