@@ -115,6 +115,12 @@ absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest, RedisUrl url,
     size_t colon = hostport.rfind(':');
     url.host = std::string(hostport.substr(0, colon));
     if (colon != absl::string_view::npos) port = hostport.substr(colon + 1);
+    // "redis://::1" or "redis://a]:1": an IPv6 address needs its brackets
+    // (and the port would be ambiguous without them).
+    if (url.host.find_first_of(":[]") != std::string::npos) {
+      return Invalid(url.redacted,
+                     "an IPv6 host must be in brackets: redis://[::1]:6379");
+    }
   }
   if (url.host.empty()) return Invalid(url.redacted, "the host is empty");
   if (!port.empty() || hostport.back() == ':') {
