@@ -23,6 +23,7 @@
 #include "server/http/errors.h"
 #include "server/http/json_util.h"
 #include "server/http/request_context.h"
+#include "server/routes/alert_body.h"
 #include "server/routes/cached_read.h"
 #include "server/routes/request_figures.h"
 #include "server/routes/sse_hub.h"
@@ -350,6 +351,8 @@ std::string StringField(const std::string& name, const json& v) {
   return v.get<std::string>();
 }
 
+}  // namespace
+
 AlertInput ParseAlertBody(const json& body, int64_t context_max_bytes) {
   AlertInput in;
   bool has_op = false, has_severity = false, has_message = false;
@@ -427,6 +430,8 @@ std::vector<int64_t> ParseAlertIds(const json& body) {
   }
   return out;
 }
+
+namespace {
 
 // ---------------------------------------------------------------------------
 // Reads
