@@ -329,14 +329,16 @@ bool MaskForNonAdminInPlace(std::string* body) {
   for (const void* hit = memmem(data, size, kRefused.data(), kRefused.size());
        hit != nullptr;) {
     const size_t begin = static_cast<const char*>(hit) - data + kRefused.size();
+    size_t next = begin;
     const void* is = memmem(data + begin, size - begin, " is ", 4);
     if (is != nullptr) {
       const size_t end = static_cast<const char*>(is) - data;
       if (end <= StringEnd(*body, begin)) {
         cuts.push_back({begin, end, "(address hidden)"});
+        next = end;  // the hidden text is not searched again
       }
     }
-    hit = memmem(data + begin, size - begin, kRefused.data(), kRefused.size());
+    hit = memmem(data + next, size - next, kRefused.data(), kRefused.size());
   }
   if (cuts.empty()) return false;
   std::sort(cuts.begin(), cuts.end(),

@@ -134,6 +134,12 @@ TEST_CASE("MaskForNonAdmin: URL passwords and refused addresses") {
   // second pass as a userinfo.
   const std::string refused = "://target address refused: / is @";
   CHECK(MaskForNonAdmin(MaskForNonAdmin(refused)) == MaskForNonAdmin(refused));
+  // ... and the phrase inside a refused address, masked twice over.
+  const std::string twice =
+      "target address refused: target address refused:  is ";
+  CHECK(MaskForNonAdmin(twice) ==
+        "target address refused: (address hidden) is ");
+  CHECK(MaskForNonAdmin(MaskForNonAdmin(twice)) == MaskForNonAdmin(twice));
   CHECK(MaskForNonAdmin(R"({"url":"https://h.example/a@b"})") ==
         R"({"url":"https://h.example/a@b"})");  // '@' in the path
   CHECK(
