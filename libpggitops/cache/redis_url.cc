@@ -106,6 +106,9 @@ absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest, RedisUrl url,
       return Invalid(url.redacted, "unterminated [IPv6] host");
     }
     url.host = std::string(hostport.substr(1, close - 1));
+    if (url.host.find('[') != std::string::npos) {
+      return Invalid(url.redacted, "bad host");
+    }
     absl::string_view after = hostport.substr(close + 1);
     if (!after.empty()) {
       if (after[0] != ':') return Invalid(url.redacted, "bad host");
