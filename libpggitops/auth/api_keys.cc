@@ -273,7 +273,8 @@ struct ApiKeyVerifier::Impl {
   Counter* refresh_failures = nullptr;
 
   mutable absl::Mutex mu;
-  std::shared_ptr<const Snapshot> snapshot ABSL_GUARDED_BY(mu);
+  std::shared_ptr<const Snapshot> snapshot ABSL_GUARDED_BY(mu) =
+      std::make_shared<const Snapshot>();
   // Bumped with every new snapshot: a thread re-reads `snapshot` (under mu)
   // only when it changed, so Verify takes no lock and touches no shared
   // reference count on the request path.
@@ -430,7 +431,6 @@ absl::StatusOr<std::unique_ptr<ApiKeyVerifier>> ApiKeyVerifier::Create(
   }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->snapshot = std::make_shared<Snapshot>();
   if (options.metrics != nullptr) {
     impl->active_gauge =
         &options.metrics->AddGauge("api_keys_active", "Unrevoked API keys")

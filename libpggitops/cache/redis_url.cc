@@ -84,6 +84,9 @@ absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest, RedisUrl url,
       return Invalid(url.redacted, "unterminated [IPv6] host");
     }
     url.host = std::string(hostport.substr(1, close - 1));
+    if (url.host.find('[') != std::string::npos) {
+      return Invalid(url.redacted, "bad host");
+    }
     absl::string_view after = hostport.substr(close + 1);
     if (!after.empty()) {
       if (after[0] != ':') return Invalid(url.redacted, "bad host");
@@ -93,6 +96,12 @@ absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest, RedisUrl url,
     size_t colon = hostport.rfind(':');
     url.host = std::string(hostport.substr(0, colon));
     if (colon != absl::string_view::npos) port = hostport.substr(colon + 1);
+    // "redis://::1" or "redis://a]:1": an IPv6 address needs its brackets
+    // (and the port would be ambiguous without them).
+    if (url.host.find_first_of(":[]") != std::string::npos) {
+      return Invalid(url.redacted,
+                     "an IPv6 host must be in brackets: redis://[::1]:6379");
+    }
   }
   if (url.host.empty()) return Invalid(url.redacted, "the host is empty");
   if (!port.empty() || hostport.back() == ':') {

@@ -26,8 +26,8 @@ struct RedisUrl {
 // Percent-escapes are decoded in the username and password. Errors
 // (kInvalidArgument, with the URL redacted): "rediss://" ("TLS is not
 // supported; use a local stunnel or a unix socket"), another scheme, an
-// empty host or path, a port outside 1-65535, a db that is not a
-// non-negative integer, anything after the db.
+// empty host or path, an IPv6 host without its brackets, a port outside
+// 1-65535, a db that is not a non-negative integer, anything after the db.
 absl::StatusOr<RedisUrl> ParseRedisUrl(absl::string_view url);
 
 }  // namespace pggitops::internal

@@ -50,7 +50,10 @@ TEST_CASE("ParseRedisUrl: refusals say why, without the password") {
        {"http://h", "redis://", "redis://h:0", "redis://h:70000",
         "redis://h:port", "redis://h/x", "redis://h/1/2",
         "redis://h:", "unix://relative", "unix:///s?db=x",
-        "redis://:pw@h:99999", "redis://:bad%zz@h"}) {
+        "redis://:pw@h:99999", "redis://:bad%zz@h",
+        // Found by tests/fuzz/redis_url: hosts only brackets may hold.
+        "redis://::1", "redis://:1.2.3.4]:65535/9", "redis://a:b:6379",
+        "redis://:pw@[::1]]:1", "redis://[[2]:6", "redis://u:pw@[a[b]"}) {
     auto r = ParseRedisUrl(bad);
     CHECK_MESSAGE(!r.ok(), bad);
     CHECK_FALSE(absl::StrContains(r.status().message(), ":pw@"));

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "libpggitops/config/checks.h"
 #include "libpggitops/config/key_spec.h"
 #include "libpggitops/config/sources.h"
@@ -104,6 +105,14 @@ absl::Status MergeFlags(const KeyList& table, const ConfigSources& sources,
 }
 
 // Parses every merged value into `config`; unset keys keep their default.
+bool HasNul(const RawValue& raw) {
+  if (raw.text.find('\0') != std::string::npos) return true;
+  for (const std::string& item : raw.items) {
+    if (item.find('\0') != std::string::npos) return true;
+  }
+  return false;
+}
+
 absl::Status ApplyAll(const KeyList& table, const Merged& merged,
                       Config* config) {
   for (const KeySpec& spec : table) {
@@ -114,6 +123,16 @@ absl::Status ApplyAll(const KeyList& table, const Merged& merged,
         config->registered[spec.name] = spec.default_value;
       }
       continue;
+    }
+    // A .env or YAML value may hold NUL, which no C string (libpq's
+    // connection string, a path) carries: the rest would be dropped
+    // silently.
+    if (HasNul(it->second)) {
+      return KeyError(
+          spec,
+          absl::StrReplaceAll(internal::config::ShowRaw(spec, it->second),
+                              {{absl::string_view("\0", 1), "\\0"}}),
+          it->second.source, "must not contain NUL characters");
     }
     std::string reason = internal::config::ApplyValue(spec, it->second, config);
     if (!reason.empty()) {

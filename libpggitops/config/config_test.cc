@@ -165,6 +165,18 @@ TEST_CASE("LoadConfig: secrets are redacted in errors") {
   CHECK_FALSE(absl::StrContains(err, "hunter2"));
 }
 
+// Found by tests/fuzz/config: libpq read a DATABASE_URL up to its NUL, and
+// the rest of the value (with another password) was silently dropped.
+TEST_CASE("LoadConfig: a value with NUL is refused, secrets still redacted") {
+  const std::string dsn("postgresql://app:hunter2@db/app\0x", 33);
+  std::string err = ErrorOf(EnvOnly({{"DATABASE_URL", dsn}}));
+  CHECK(err ==
+        "DATABASE_URL=postgresql://app:***@db/app\\0x (env): must not "
+        "contain NUL characters");
+  err = ErrorOf(EnvOnly({{"API_HOST", std::string("a\0b", 3)}}));
+  CHECK(absl::StartsWith(err, "API_HOST=a\\0b (env): must not contain NUL"));
+}
+
 TEST_CASE("LoadConfig: private targets default to true in development only") {
   absl::StatusOr<Config> c =
       LoadConfig(EnvOnly({{"ENVIRONMENT", "Development"}}));

@@ -16,8 +16,11 @@ namespace pggitops::internal::config {
 class TempDir {
  public:
   TempDir() {
-    char tmpl[] = "/tmp/pggitops-config-test-XXXXXX";
-    char* made = mkdtemp(tmpl);
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
+        "/pggitops-config-test-XXXXXX";
+    char* made = mkdtemp(tmpl.data());
     path_ = made != nullptr ? made : "";
   }
   ~TempDir() {

@@ -186,7 +186,7 @@ class CurlTransportImpl final : public CurlTransport {
   absl::flat_hash_map<std::string, int> running_per_endpoint_;
 
   absl::Mutex join_mu_;
-  std::thread thread_;
+  std::thread thread_ ABSL_GUARDED_BY(join_mu_);  // joined under it
 };
 
 void CurlTransportImpl::Send(WebhookRequest request, Callback done) {

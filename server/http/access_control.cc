@@ -28,14 +28,7 @@ ApiScope Needed(Scope s) {
 // The token of "Authorization: Bearer <token>", or nullopt.
 std::optional<std::string> BearerToken(const httplib::Request& req) {
   if (!req.has_header("Authorization")) return std::nullopt;
-  const std::string header = req.get_header_value("Authorization");
-  absl::string_view v = absl::StripAsciiWhitespace(header);
-  if (v.size() < 7 || !absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) {
-    return std::nullopt;
-  }
-  v = absl::StripAsciiWhitespace(v.substr(7));
-  if (v.empty()) return std::nullopt;
-  return std::string(v);
+  return BearerTokenOf(req.get_header_value("Authorization"));
 }
 
 // GET and HEAD: the methods the session cookie is accepted for. They change
@@ -51,6 +44,16 @@ int64_t CeilSeconds(absl::Duration d) {
 }
 
 }  // namespace
+
+std::optional<std::string> BearerTokenOf(absl::string_view header) {
+  absl::string_view v = absl::StripAsciiWhitespace(header);
+  if (v.size() < 7 || !absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) {
+    return std::nullopt;
+  }
+  v = absl::StripAsciiWhitespace(v.substr(7));
+  if (v.empty()) return std::nullopt;
+  return std::string(v);
+}
 
 HttpError Unauthorized(const std::string& detail) {
   HttpError e(401, "UNAUTHORIZED", detail);

@@ -6,6 +6,7 @@
 #ifndef PGGITOPS_SERVER_HTTP_ACCESS_CONTROL_H_
 #define PGGITOPS_SERVER_HTTP_ACCESS_CONTROL_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -20,6 +21,10 @@ namespace pggitops::server {
 // True for the names API_HOST may hold that only this host can reach:
 // 127.0.0.0/8, ::1 and "localhost".
 bool IsLoopbackHost(absl::string_view host);
+
+// The token of an `Authorization` header value "Bearer <token>" (the
+// scheme in any case, spaces around the token ignored), or nullopt.
+std::optional<std::string> BearerTokenOf(absl::string_view header);
 
 // 401 UNAUTHORIZED with `WWW-Authenticate: Bearer`, for a missing or bad
 // key.

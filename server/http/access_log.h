@@ -68,7 +68,8 @@ class AccessLog {
   std::string batch_ ABSL_GUARDED_BY(mu_);
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Mutex write_mu_;  // one batch written at a time, in order
+  // One batch written at a time, in order; taken before mu_.
+  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   std::thread thread_;
 };
 

@@ -26,6 +26,7 @@
 #include "server/http/errors.h"
 #include "server/http/json_util.h"
 #include "server/http/request_context.h"
+#include "server/routes/alert_body.h"
 #include "server/routes/cached_read.h"
 #include "server/routes/domain_json.h"
 #include "server/routes/request_figures.h"
@@ -170,6 +171,8 @@ std::string StringField(const std::string& name, const json& v) {
   return v.get<std::string>();
 }
 
+}  // namespace
+
 AlertInput ParseAlertBody(const json& body, int64_t context_max_bytes) {
   AlertInput in;
   bool has_op = false, has_severity = false, has_message = false;
@@ -247,6 +250,8 @@ std::vector<int64_t> ParseAlertIds(const json& body) {
   }
   return out;
 }
+
+namespace {
 
 // ---------------------------------------------------------------------------
 // Reads

@@ -29,6 +29,17 @@ constexpr size_t kRenderBatch = 256;
 // The writer checks keep-alives and write time-outs at least this often.
 constexpr int kWriterTickMs = 250;
 
+// `field` without the characters that would end its line (and NUL, which
+// makes a browser ignore an id).
+std::string OneLine(absl::string_view field) {
+  std::string out;
+  out.reserve(field.size());
+  for (char c : field) {
+    if (c != '\r' && c != '\n' && c != '\0') out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 // A stream between Serve and the writer: its slot is reserved, and given
@@ -60,9 +71,21 @@ struct SseHub::Stream {
 };
 
 std::string FormatSseEvent(const SseEvent& e) {
-  std::string out = absl::StrCat("event: ", e.event, "\n");
-  if (!e.id.empty()) absl::StrAppend(&out, "id: ", e.id, "\n");
-  absl::StrAppend(&out, "data: ", e.data, "\n\n");
+  std::string out = absl::StrCat("event: ", OneLine(e.event), "\n");
+  if (!e.id.empty()) absl::StrAppend(&out, "id: ", OneLine(e.id), "\n");
+  // One data line per line of the data: a line end inside it (CRLF, LF or
+  // CR, as EventSource reads them) would otherwise end the field, and a
+  // blank line would dispatch a forged event. The client joins the lines
+  // with "\n".
+  size_t begin = 0;
+  while (true) {
+    const size_t end = e.data.find_first_of("\r\n", begin);
+    absl::StrAppend(&out, "data: ",
+                    absl::string_view(e.data).substr(begin, end - begin), "\n");
+    if (end == std::string::npos) break;
+    begin = end + (e.data.compare(end, 2, "\r\n") == 0 ? 2 : 1);
+  }
+  out += '\n';
   return out;
 }
 

@@ -52,14 +52,16 @@
 
 namespace pggitops::server {
 
-// One message. `data` must be one line (compact JSON).
+// One message. `data` may hold line ends (one "data:" line is written per
+// line); CR, LF and NUL are left out of `event` and `id`.
 struct SseEvent {
   std::string event;  // "alert", "system_status"
   std::string data;
   std::string id;  // optional "id:" field ("" for none)
 };
 
-// "event: E\nid: I\ndata: D\n\n" (no id line when id is empty).
+// "event: E\nid: I\ndata: D\n\n" (no id line when id is empty; one
+// "data: " line per line of D, which EventSource joins with "\n").
 std::string FormatSseEvent(const SseEvent& e);
 
 // `data` as one HTTP/1.1 chunk ("<hex size>\r\n<data>\r\n"); "" for "".

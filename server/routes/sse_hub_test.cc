@@ -267,5 +267,19 @@ TEST_CASE("SseHub: Last-Event-ID replays before live events") {
   CHECK(b.text.find("id: 43") == std::string::npos);
 }
 
+// Found by tests/fuzz/sse_event: a line end in the data ended the field,
+// and a blank line in it dispatched a forged event.
+TEST_CASE("FormatSseEvent: line ends in a field cannot end the event") {
+  CHECK(FormatSseEvent({"alert", "{\"a\":1}", "7"}) ==
+        "event: alert\nid: 7\ndata: {\"a\":1}\n\n");
+  CHECK(FormatSseEvent({"alert", "", ""}) == "event: alert\ndata: \n\n");
+  CHECK(FormatSseEvent({"alert", "a\nb\r\nc\rd", ""}) ==
+        "event: alert\ndata: a\ndata: b\ndata: c\ndata: d\n\n");
+  CHECK(FormatSseEvent({"alert", "x\n\ndata: forged\n", ""}) ==
+        "event: alert\ndata: x\ndata: \ndata: data: forged\ndata: \n\n");
+  CHECK(FormatSseEvent({"a\r\nevent: b", "d", std::string("1\n2\0", 4)}) ==
+        "event: aevent: b\nid: 12\ndata: d\n\n");
+}
+
 }  // namespace
 }  // namespace pggitops::server

@@ -254,6 +254,7 @@ bool MaskForNonAdminInPlace(std::string* body) {
   std::vector<Cut> cuts;
   const char* data = body->data();
   const size_t size = body->size();
+  size_t last_authority = std::string::npos;  // of the last cut
   // URL credentials: an '@' inside the authority of a "scheme://" string.
   // '@' is rare in a response, so memchr finds the few places to look at.
   for (const void* hit = std::memchr(data, '@', size); hit != nullptr;
@@ -261,10 +262,14 @@ bool MaskForNonAdminInPlace(std::string* body) {
                          size - (static_cast<const char*>(hit) + 1 - data))) {
     const size_t sign = static_cast<const char*>(hit) - data;
     // Back to the start of the JSON string, or to the authority's start.
+    // An authority holds no space or control character (the url field
+    // refuses them): one ends the search, so text such as "(address
+    // hidden)" that masking writes is never read as a URL's userinfo.
     size_t i = sign;
     size_t scheme = std::string::npos;
     while (i > 0) {
       const char c = data[i - 1];
+      if (static_cast<unsigned char>(c) <= 0x20) break;
       if (c == '"' || c == '/' || c == '?' || c == '#') {
         if (c == '/' && i >= 3 && data[i - 2] == '/' && data[i - 3] == ':') {
           scheme = i;  // the authority starts here
@@ -278,24 +283,29 @@ bool MaskForNonAdminInPlace(std::string* body) {
     size_t colon = userinfo.find(':');
     const size_t user_end =
         scheme + (colon == absl::string_view::npos ? userinfo.size() : colon);
-    if (!cuts.empty() && cuts.back().begin == user_end) {
-      cuts.back().end = sign;  // the last '@' of the authority ends it
+    if (!cuts.empty() && last_authority == scheme) {
+      // The last '@' of the authority ends the userinfo: whatever follows
+      // the first one's cut is masked too ("https://a@b:c@h" shows "a").
+      cuts.back().end = sign;
     } else {
       cuts.push_back({user_end, sign, ":***"});
+      last_authority = scheme;
     }
   }
   // Resolved addresses of refused targets, in errors of deliveries.
   for (const void* hit = memmem(data, size, kRefused.data(), kRefused.size());
        hit != nullptr;) {
     const size_t begin = static_cast<const char*>(hit) - data + kRefused.size();
+    size_t next = begin;
     const void* is = memmem(data + begin, size - begin, " is ", 4);
     if (is != nullptr) {
       const size_t end = static_cast<const char*>(is) - data;
       if (end <= StringEnd(*body, begin)) {
         cuts.push_back({begin, end, "(address hidden)"});
+        next = end;  // the hidden text is not searched again
       }
     }
-    hit = memmem(data + begin, size - begin, kRefused.data(), kRefused.size());
+    hit = memmem(data + next, size - next, kRefused.data(), kRefused.size());
   }
   if (cuts.empty()) return false;
   std::sort(cuts.begin(), cuts.end(),

@@ -125,6 +125,22 @@ TEST_CASE("MaskForNonAdmin: URL passwords and refused addresses") {
         R"({"url":"https://u:***@h.example/x"})");
   CHECK(MaskForNonAdmin(R"({"url":"https://token@h.example/x"})") ==
         R"({"url":"https://token:***@h.example/x"})");
+  // Found by tests/fuzz/webhook_body: an authority whose first '@' has no
+  // ':' before it was cut twice, and masking again changed the text.
+  CHECK(MaskForNonAdmin(R"({"url":"https://a@b:c@h.example/x"})") ==
+        R"({"url":"https://a:***@h.example/x"})");
+  CHECK(MaskForNonAdmin("://@@") == "://:***@");
+  CHECK(MaskForNonAdmin(MaskForNonAdmin("://@@")) == "://:***@");
+  // ... and the text a refused address was masked with, read on the
+  // second pass as a userinfo.
+  const std::string refused = "://target address refused: / is @";
+  CHECK(MaskForNonAdmin(MaskForNonAdmin(refused)) == MaskForNonAdmin(refused));
+  // ... and the phrase inside a refused address, masked twice over.
+  const std::string twice =
+      "target address refused: target address refused:  is ";
+  CHECK(MaskForNonAdmin(twice) ==
+        "target address refused: (address hidden) is ");
+  CHECK(MaskForNonAdmin(MaskForNonAdmin(twice)) == MaskForNonAdmin(twice));
   CHECK(MaskForNonAdmin(R"({"url":"https://h.example/a@b"})") ==
         R"({"url":"https://h.example/a@b"})");  // '@' in the path
   CHECK(

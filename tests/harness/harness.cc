@@ -420,10 +420,10 @@ Process::Process(const std::vector<std::string>& argv,
   if (argv.empty()) Fail("Process: empty argv");
   // The output file has no name from the start, so nothing is left behind
   // even if this process dies: the child writes to it, Output() reads it.
-  char tmpl[] = "/tmp/pggitops-process-XXXXXX";
-  int out_fd = mkostemp(tmpl, O_CLOEXEC);
+  std::string tmpl = EnvOr("TMPDIR", "/tmp") + "/pggitops-process-XXXXXX";
+  int out_fd = mkostemp(tmpl.data(), O_CLOEXEC);
   if (out_fd < 0) Fail(std::string("mkostemp: ") + strerror(errno));
-  unlink(tmpl);
+  unlink(tmpl.c_str());
   output_fd_ = out_fd;
   // Everything the child needs is built before fork(): only async-signal-safe
   // calls happen between fork() and exec.

@@ -1,0 +1,122 @@
+// libFuzzer target: the configuration's outside inputs, the `.env` file
+// (ParseDotenv), the process environment and the YAML file, through
+// LoadConfig and DescribeConfig (libpggitops/config). Invariants:
+//   - parsed .env entries have non-empty keys without '=' or spaces, and
+//     written back double-quoted (with the escapes the parser knows) they
+//     parse to the same entries;
+//   - whatever LoadConfig accepts, from the environment or from YAML,
+//     DescribeConfig renders as .env text that parses, loads again, and
+//     describes the same values ("reads back as .env", as config.h
+//     promises);
+//   - errors are kInvalidArgument with a message; nothing throws.
+// Input: the first byte's low bit chooses .env text (0: entries loaded as
+// the environment) or YAML (1: written to a memfd, the YAML file). Seeds:
+// tests/fuzz/config/. See docs/TESTING.md.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "libpggitops/config/sources.h"
+#include "pggitops/config.h"
+#include "tests/fuzz/fuzz_util.h"
+
+using pggitops::fuzz::Require;
+using pggitops::internal::config::DotenvEntries;
+using pggitops::internal::config::ParseDotenv;
+
+namespace {
+
+void CheckError(const absl::Status& s) {
+  Require(s.code() == absl::StatusCode::kInvalidArgument,
+          "a config error that is not kInvalidArgument");
+  Require(!s.message().empty(), "a config error without a message");
+}
+
+std::string Quoted(const std::string& v) {
+  return absl::StrCat("\"",
+                      absl::StrReplaceAll(v, {{"\\", "\\\\"},
+                                              {"\"", "\\\""},
+                                              {"\n", "\\n"},
+                                              {"\t", "\\t"},
+                                              {"$", "\\$"}}),
+                      "\"");
+}
+
+// Sources reading nothing but `environment` (and the YAML file if given).
+pggitops::ConfigSources Sources(const DotenvEntries& entries) {
+  pggitops::ConfigSources s;
+  s.dotenv_path.clear();
+  for (const auto& [k, v] : entries) s.environment[k] = v;
+  s.environment.erase("PGGIT_CONFIG");  // no file names from the input
+  return s;
+}
+
+void CheckDescribe(const pggitops::Config& config) {
+  const std::string text = pggitops::DescribeConfig(config);
+  absl::StatusOr<DotenvEntries> entries = ParseDotenv(text, "describe");
+  Require(entries.ok(), "DescribeConfig does not parse as .env");
+  absl::StatusOr<pggitops::Config> again =
+      pggitops::LoadConfig(Sources(*entries));
+  if (!again.ok()) {
+    std::fprintf(stderr, "%s\n%s\n",
+                 std::string(again.status().message()).c_str(), text.c_str());
+  }
+  Require(again.ok(), "DescribeConfig's text does not load");
+  absl::StatusOr<DotenvEntries> twice =
+      ParseDotenv(pggitops::DescribeConfig(*again), "describe");
+  Require(twice.ok() && *twice == *entries,
+          "DescribeConfig's text loads to other values");
+}
+
+void CheckLoad(const pggitops::ConfigSources& sources) {
+  absl::StatusOr<pggitops::Config> config = pggitops::LoadConfig(sources);
+  if (!config.ok()) return CheckError(config.status());
+  CheckDescribe(*config);
+}
+
+void CheckDotenv(const std::string& text) {
+  absl::StatusOr<DotenvEntries> entries = ParseDotenv(text, ".env");
+  if (!entries.ok()) return CheckError(entries.status());
+  std::string back;
+  for (const auto& [k, v] : *entries) {
+    Require(!k.empty(), "an empty key");
+    Require(k.find_first_of("= \t\n") == std::string::npos,
+            "a key with '=' or a space");
+    absl::StrAppend(&back, k, "=", Quoted(v), "\n");
+  }
+  absl::StatusOr<DotenvEntries> again = ParseDotenv(back, ".env");
+  Require(again.ok() && *again == *entries,
+          "entries written back parse differently");
+  CheckLoad(Sources(*entries));
+}
+
+void CheckYaml(const std::string& text) {
+  static const int fd = memfd_create("pggitops-fuzz-config", MFD_CLOEXEC);
+  Require(fd >= 0, "memfd_create");
+  Require(ftruncate(fd, 0) == 0 && pwrite(fd, text.data(), text.size(), 0) ==
+                                       static_cast<ssize_t>(text.size()),
+          "writing the memfd");
+  pggitops::ConfigSources sources = Sources({});
+  sources.yaml_path = absl::StrCat("/proc/self/fd/", fd);
+  CheckLoad(sources);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (data[0] & 1) {
+    CheckYaml(text);
+  } else {
+    CheckDotenv(text);
+  }
+  return 0;
+}
