@@ -104,7 +104,7 @@ absl::Status MergeFlags(const KeyList& table, const ConfigSources& sources,
   return absl::OkStatus();
 }
 
-// Parses every merged value into `config`; unset keys keep their default.
+// Whether a value (or an item of a list) holds a NUL character.
 bool HasNul(const RawValue& raw) {
   if (raw.text.find('\0') != std::string::npos) return true;
   for (const std::string& item : raw.items) {
@@ -113,6 +113,7 @@ bool HasNul(const RawValue& raw) {
   return false;
 }
 
+// Parses every merged value into `config`; unset keys keep their default.
 absl::Status ApplyAll(const KeyList& table, const Merged& merged,
                       Config* config) {
   for (const KeySpec& spec : table) {
