@@ -113,11 +113,13 @@ TEST_CASE("engine: the breaker opens, holds, probes, and closes") {
                 pending);
   REQUIRE(LookedAgain(engine.get()));
   CHECK(rx.count() <= during + 1);  // one attempt may have been in flight
+  // ... and that one, failed, is pending again at its own backoff (it was
+  // not due when the rows were made due; a claim defers it when it is).
   CHECK(Count(dsn, "SELECT count(*) FROM alert_delivery_queue WHERE " +
                        pending +
                        " AND next_attempt_at < (SELECT breaker_open_until - "
                        "interval '1 second' FROM webhooks WHERE id = " +
-                       std::to_string(w) + ")") == 0);
+                       std::to_string(w) + ")") <= 1);
   // Still the first open period: the probe (below) has not gone yet.
   CHECK(Count(dsn, "SELECT breaker_open_seconds FROM webhooks WHERE id = " +
                        std::to_string(w)) == 2);
