@@ -173,8 +173,9 @@ TEST_CASE("LoadConfig: a value with NUL is refused, secrets still redacted") {
   CHECK(err ==
         "DATABASE_URL=postgresql://app:***@db/app\\0x (env): must not "
         "contain NUL characters");
-  err = ErrorOf(EnvOnly({{"API_HOST", std::string("a\0b", 3)}}));
-  CHECK(absl::StartsWith(err, "API_HOST=a\\0b (env): must not contain NUL"));
+  err = ErrorOf(EnvOnly({{"PGGIT_LOG_FILE", std::string("a\0b", 3)}}));
+  CHECK(absl::StartsWith(err,
+                         "PGGIT_LOG_FILE=a\\0b (env): must not contain NUL"));
 }
 
 TEST_CASE("LoadConfig: private targets default to true in development only") {
