@@ -37,7 +37,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int64_t kDefaultLimit = 20;
 constexpr int64_t kMaxLimit = 100;
 constexpr size_t kMaxIds = 1000;
 constexpr size_t kMaxMessageChars = 10000;

@@ -5,9 +5,10 @@
 //   - the parser returns or throws HttpError 422 (400 for a non-object) with
 //     a detail; nothing else escapes;
 //   - a body accepted for create is accepted for update with the same
-//     columns, and must name `name` and `url`; a body accepted with private
-//     targets refused is accepted with them allowed, with the same columns;
-//   - no column is written twice, and no parameter holds NUL;
+//     fields, and must name `name` and `url`; a body accepted with private
+//     targets refused is accepted with them allowed, with the same fields;
+//   - what the route accepts, the library's WebhookFields::Validate()
+//     accepts; no filter item twice, no text holds NUL;
 // and for any text, masking is idempotent, the in-place form agrees with
 // the copy, and a password in "https://user:PASSWORD@host" inside a JSON
 // string is gone.
@@ -20,6 +21,7 @@
 #include <string>
 
 #include "nlohmann/json.hpp"
+#include "pggitops/webhook_store.h"
 #include "server/http/errors.h"
 #include "server/routes/webhook_json.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -31,26 +33,66 @@ using pggitops::server::WebhookWrite;
 
 namespace {
 
-// The columns and parameters of a write, comparable.
+// The fields a write sets, with their values as text, comparable.
 using Columns = std::set<std::pair<std::string, std::optional<std::string>>>;
+
+void Text(Columns* out, const char* name, const std::string& value) {
+  Require(value.find('\0') == std::string::npos, "a parameter holds NUL");
+  out->insert({name, value});
+}
+
+Columns ColumnsOf(const pggitops::WebhookFields& f) {
+  Columns out;
+  if (f.name) Text(&out, "name", *f.name);
+  if (f.url) Text(&out, "url", *f.url);
+  if (f.description) {
+    if (*f.description) {
+      Text(&out, "description", **f.description);
+    } else {
+      out.insert({"description", std::nullopt});
+    }
+  }
+  if (f.is_active) out.insert({"is_active", *f.is_active ? "t" : "f"});
+  for (const auto& [name, list] :
+       {std::pair{"filter_severities", &f.filter_severities},
+        std::pair{"filter_operation_types", &f.filter_operation_types}}) {
+    if (!*list) continue;
+    std::set<std::string> distinct;
+    std::string joined;
+    for (const std::string& item : **list) {
+      Require(distinct.insert(item).second, "a filter item twice");
+      Require(item.find('\0') == std::string::npos, "a filter item holds NUL");
+      joined += item + '\n';
+    }
+    out.insert({name, joined});
+  }
+  if (f.max_retries)
+    out.insert({"max_retries", std::to_string(*f.max_retries)});
+  if (f.backoff_base) {
+    out.insert({"backoff_base", std::to_string(*f.backoff_base)});
+  }
+  if (f.max_backoff)
+    out.insert({"max_backoff", std::to_string(*f.max_backoff)});
+  if (f.timeout_seconds) {
+    out.insert({"timeout_seconds", std::to_string(*f.timeout_seconds)});
+  }
+  if (f.ssl_verify) out.insert({"ssl_verify", *f.ssl_verify ? "t" : "f"});
+  return out;
+}
 
 std::optional<Columns> Parse(const nlohmann::json& body, WebhookBodyMode mode,
                              bool allow_private) {
   try {
     WebhookWrite w =
         pggitops::server::ParseWebhookBody(body, mode, allow_private);
-    Columns cols;
-    std::set<std::string> names;
-    for (const auto& c : w.columns) {
-      Require(names.insert(c.column).second, "a column written twice");
-      Require(!c.param.has_value() || c.param->find('\0') == std::string::npos,
-              "a parameter holds NUL");
-      cols.insert({c.column, c.param});
-    }
+    // What the daemon accepts, the library's store accepts too.
+    Require(w.fields.Validate().ok(), "accepted by the route, not the store");
     if (mode == WebhookBodyMode::kCreate) {
       Require(w.names("name") && w.names("url"), "create without name or url");
+      Require(w.fields.name.has_value() && w.fields.url.has_value(),
+              "create without name or url fields");
     }
-    return cols;
+    return ColumnsOf(w.fields);
   } catch (const HttpError& e) {
     Require(e.status() == (body.is_object() ? 422 : 400),
             "a refusal that is not 422 (400 for a non-object)");
