@@ -554,12 +554,14 @@ watch_backlog_recovery() {
   start=$(now_ms)
   while (($(now_ms) - start < TIMEOUT * 1000)); do
     read_queue || return 0
-    if [[ $BACKLOG -eq 0 ]]; then
-      report ok "recovery" "no delivery of an active webhook is pending; $PARKED parked for inactive or disabled webhooks"
+    # A row taken by a dispatcher is no longer pending but not delivered
+    # yet: recovery is when neither remains.
+    if [[ $BACKLOG -eq 0 && $IN_PROGRESS -eq 0 ]]; then
+      report ok "recovery" "no delivery of an active webhook is pending or in progress; $PARKED parked for inactive or disabled webhooks"
       WORST=$(( WORST >= 3 ? 1 : WORST ))
       return 0
     fi
     pause 0.5
   done
-  report crit "recovery" "after ${TIMEOUT} s $BACKLOG deliveries of active webhooks are still pending ($DUE due now)"
+  report crit "recovery" "after ${TIMEOUT} s $BACKLOG deliveries of active webhooks are still pending ($DUE due now), $IN_PROGRESS in progress"
 }
