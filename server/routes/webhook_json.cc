@@ -281,14 +281,17 @@ bool MaskForNonAdminInPlace(std::string* body) {
     if (scheme == std::string::npos) continue;
     absl::string_view userinfo(data + scheme, sign - scheme);
     size_t colon = userinfo.find(':');
-    const size_t user_end =
-        scheme + (colon == absl::string_view::npos ? userinfo.size() : colon);
     if (!cuts.empty() && last_authority == scheme) {
       // The last '@' of the authority ends the userinfo: whatever follows
-      // the first one's cut is masked too ("https://a@b:c@h" shows "a").
+      // the first one's cut is masked too ("https://a@b:c@h" shows "***").
       cuts.back().end = sign;
+    } else if (colon == absl::string_view::npos) {
+      // A userinfo without a password is a token ("https://TOKEN@h"):
+      // all of it is the secret.
+      cuts.push_back({scheme, sign, "***"});
+      last_authority = scheme;
     } else {
-      cuts.push_back({user_end, sign, ":***"});
+      cuts.push_back({scheme + colon, sign, ":***"});  // "user:***"
       last_authority = scheme;
     }
   }

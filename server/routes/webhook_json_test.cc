@@ -123,14 +123,15 @@ TEST_CASE("MaskForNonAdmin: URL passwords and refused addresses") {
         R"({"url":"https://user:***@h.example/x","b":1})");
   CHECK(MaskForNonAdmin(R"({"url":"https://u:p@ss@h.example/x"})") ==
         R"({"url":"https://u:***@h.example/x"})");
+  // A userinfo without a password is a token: all of it is hidden.
   CHECK(MaskForNonAdmin(R"({"url":"https://token@h.example/x"})") ==
-        R"({"url":"https://token:***@h.example/x"})");
+        R"({"url":"https://***@h.example/x"})");
   // Found by tests/fuzz/webhook_body: an authority whose first '@' has no
   // ':' before it was cut twice, and masking again changed the text.
   CHECK(MaskForNonAdmin(R"({"url":"https://a@b:c@h.example/x"})") ==
-        R"({"url":"https://a:***@h.example/x"})");
-  CHECK(MaskForNonAdmin("://@@") == "://:***@");
-  CHECK(MaskForNonAdmin(MaskForNonAdmin("://@@")) == "://:***@");
+        R"({"url":"https://***@h.example/x"})");
+  CHECK(MaskForNonAdmin("://@@") == "://***@");
+  CHECK(MaskForNonAdmin(MaskForNonAdmin("://@@")) == "://***@");
   // ... and the text a refused address was masked with, read on the
   // second pass as a userinfo.
   const std::string refused = "://target address refused: / is @";

@@ -11,7 +11,7 @@
 //     accepts; no filter item twice, no text holds NUL;
 // and for any text, masking is idempotent, the in-place form agrees with
 // the copy, and a password in "https://user:PASSWORD@host" inside a JSON
-// string is gone.
+// string is gone, as is a token in "https://TOKEN@host".
 // Input: the body (the first byte chooses the masking check's password
 // length). Seeds: tests/fuzz/webhook_body/. See docs/TESTING.md.
 #include <cstddef>
@@ -131,6 +131,14 @@ void CheckMasking(const std::string& text, size_t password_size) {
   Require(out.size() >= want.size() &&
               out.compare(out.size() - want.size(), want.size(), want) == 0,
           "a URL's password was not masked");
+  // A userinfo without a password is a token: none of it shows.
+  const std::string token_out = pggitops::server::MaskForNonAdmin(
+      text + "\"https://" + password + "@example.com/hook\"");
+  const std::string token_want = "\"https://***@example.com/hook\"";
+  Require(token_out.size() >= token_want.size() &&
+              token_out.compare(token_out.size() - token_want.size(),
+                                token_want.size(), token_want) == 0,
+          "a URL's token was not masked");
 }
 
 }  // namespace

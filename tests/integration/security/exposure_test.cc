@@ -310,6 +310,9 @@ TEST_CASE("URL credentials and refused addresses are masked below admin") {
       std::to_string(hook + 0));
   const int64_t other = CreateWebhook(
       d, "https://user:s3cret@hooks.example.com/y", Bearer(admin));
+  // A token as the whole userinfo (https://TOKEN@host) is a secret too.
+  const int64_t tokened = CreateWebhook(
+      d, "https://tok3nsecret@hooks.example.com/z", Bearer(admin));
   d.Sql(
       "INSERT INTO pggit.alerts (operation_type, severity, message) VALUES "
       "('commit', 'INFO', 'm')");
@@ -336,9 +339,16 @@ TEST_CASE("URL credentials and refused addresses are masked below admin") {
   REQUIRE(r);
   REQUIRE_MESSAGE(r->status == 200, r->body);
   CHECK(json::parse(r->body)["url"] == "https://user:***@hooks.example.com/y");
+  const std::string tokened_item =
+      "/api/v1/webhooks/" + std::to_string(tokened);
+  r = c.Get(tokened_item.c_str(), Bearer(reader));
+  REQUIRE(r);
+  REQUIRE_MESSAGE(r->status == 200, r->body);
+  CHECK(json::parse(r->body)["url"] == "https://***@hooks.example.com/z");
   r = c.Get("/api/v1/webhooks", Bearer(reader));
   REQUIRE(r);
   CHECK(r->body.find("s3cret") == std::string::npos);
+  CHECK(r->body.find("tok3n") == std::string::npos);
   r = c.Get(item.c_str(), Bearer(admin));
   REQUIRE(r);
   CHECK(json::parse(r->body)["url"] ==
