@@ -25,8 +25,8 @@ namespace {
 constexpr char kUsage[] =
     "usage: cache [--redis-url URL]\n"
     "  Caches a value in the in-process cache (L1) and, with --redis-url\n"
-    "  (redis://[:password@]host:port[/db] or unix:///path), in Redis (L2)\n"
-    "  shared with a second instance.\n";
+    "  (redis://[[user]:password@]host[:port][/db] or unix:///path), in\n"
+    "  Redis (L2) shared with a second instance.\n";
 
 int Fail(const std::string& what) {
   std::fprintf(stderr, "cache: %s\n", what.c_str());

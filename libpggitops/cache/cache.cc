@@ -12,7 +12,7 @@
 #include "libpggitops/cache/cache_impl.h"
 #include "libpggitops/cache/glob.h"
 #include "libpggitops/cache/redis_client.h"
-#include "libpggitops/cache/redis_url.h"
+#include "libpggitops/config/redis_url.h"
 #include "pggitops/log.h"
 
 namespace pggitops {

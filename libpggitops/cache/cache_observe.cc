@@ -6,9 +6,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "libpggitops/cache/cache_impl.h"
-#include "libpggitops/cache/redis_url.h"
+#include "libpggitops/config/redis_url.h"
 #include "nlohmann/json.hpp"
 #include "pggitops/cache.h"
+#include "pggitops/config.h"
 #include "pggitops/log.h"
 
 namespace pggitops {
@@ -69,7 +70,11 @@ absl::Status CacheOptions::Validate() const {
   }
   if (!redis_url.empty()) {
     absl::StatusOr<internal::RedisUrl> url = internal::ParseRedisUrl(redis_url);
-    if (!url.ok()) return url.status();
+    if (!url.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CacheOptions.redis_url ", RedactSecrets(redis_url),
+                       ": ", url.status().message()));
+    }
   }
   return absl::OkStatus();
 }

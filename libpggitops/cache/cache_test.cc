@@ -301,6 +301,13 @@ TEST_CASE("Cache: options are validated") {
   absl::Status tls = bad([](CacheOptions& o) { o.redis_url = "rediss://h:1"; });
   CHECK(tls.code() == absl::StatusCode::kInvalidArgument);
   CHECK(absl::StrContains(tls.message(), "TLS"));
+  // A refused URL is named, without its password.
+  absl::Status port =
+      bad([](CacheOptions& o) { o.redis_url = "redis://:s3cret@h:99999"; });
+  CHECK(port.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(absl::StrContains(port.message(), "redis://:***@h:99999"));
+  CHECK(absl::StrContains(port.message(), "port"));
+  CHECK_FALSE(absl::StrContains(port.message(), "s3cret"));
   Config config;
   config.cache_max_bytes = 12345;
   config.redis_url = "redis://localhost:6390/2";

@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "libpggitops/cache/redis_url.h"
+#include "libpggitops/config/redis_url.h"
 
 struct redisContext;
 

@@ -20,7 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "libpggitops/cache/redis_url.h"
+#include "libpggitops/config/redis_url.h"
 
 struct redisContext;
 

@@ -14,13 +14,19 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "libpggitops/config/redis_url.h"
+#include "pggitops/config.h"  // RedactSecrets: its PGGITOPS_EXPORT
 #include "pggitops/text.h"
 
 namespace pggitops::internal::config {
 namespace {
 
+using ::pggitops::internal::ParseRedisUrl;
+using ::pggitops::internal::RedisUrl;
+
 constexpr char kRedisForms[] =
-    "must be redis://[:password@]host:port[/db] or unix:///path";
+    "must be redis://[[user]:password@]host[:port][/db] or "
+    "unix:///path[?db=N&password=P]";
 
 bool HasControlChar(absl::string_view s) {
   for (char c : s) {
@@ -29,86 +35,24 @@ bool HasControlChar(absl::string_view s) {
   return false;
 }
 
-bool AllDigits(absl::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
-bool ParseDb(absl::string_view s, int* db) {
-  return AllDigits(s) && s.size() <= 6 && absl::SimpleAtoi(s, db);
-}
-
-std::string ParseUnixRedis(absl::string_view rest, RedisUrl* out) {
-  absl::string_view path = rest;
-  absl::string_view query;
-  size_t q = rest.find('?');
-  if (q != absl::string_view::npos) {
-    path = rest.substr(0, q);
-    query = rest.substr(q + 1);
-  }
-  if (path.size() < 2 || path[0] != '/') {
-    return "unix:// needs an absolute socket path (unix:///run/redis.sock)";
-  }
-  out->unix_path = std::string(path);
-  for (absl::string_view param :
-       absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv =
-        absl::StrSplit(param, absl::MaxSplits('=', 1));
-    if (kv.first == "db") {
-      if (!ParseDb(kv.second, &out->db)) return "db must be a number";
-    } else if (kv.first == "password") {
-      if (!PercentDecode(kv.second, &out->password)) return "bad % escape";
-    } else {
-      return absl::StrCat("unknown parameter \"", kv.first,
-                          "\" (db and password are known)");
-    }
-  }
-  return "";
-}
-
-std::string ParseTcpRedis(absl::string_view rest, RedisUrl* out) {
-  size_t slash = rest.find('/');
-  absl::string_view authority = rest.substr(0, slash);
-  absl::string_view path =
-      slash == absl::string_view::npos ? "" : rest.substr(slash + 1);
-  if (absl::StrContains(rest, '?') || absl::StrContains(rest, '#')) {
-    return "query parameters are not supported";
-  }
-  size_t at = authority.rfind('@');
-  if (at != absl::string_view::npos) {
-    absl::string_view userinfo = authority.substr(0, at);
-    authority = authority.substr(at + 1);
-    std::pair<absl::string_view, absl::string_view> up =
-        absl::StrSplit(userinfo, absl::MaxSplits(':', 1));
-    if (!PercentDecode(up.first, &out->username) ||
-        !PercentDecode(up.second, &out->password)) {
-      return "bad % escape in the user or password";
-    }
-  }
-  std::string reason = SplitHostPort(authority, &out->host, &out->port);
-  if (!reason.empty()) return reason;
-  if (!path.empty() && !ParseDb(path, &out->db)) {
-    return "the database after / must be a number";
-  }
-  return "";
-}
-
 // Where the value that starts at `from` ends in a libpq key/value string:
 // at its closing quote when it is quoted, else at the next " key=" (a
 // word followed by '=') or the end. A space inside an unquoted value
 // ("password=a b dbname=x") is invalid, but must not let "b" out.
 size_t ValueEnd(const std::string& s, size_t from) {
+  size_t end = from;
   if (from < s.size() && s[from] == '\'') {
-    size_t end = from + 1;
-    for (; end < s.size() && s[end] != '\''; ++end) {
+    for (++end; end < s.size() && s[end] != '\''; ++end) {
       if (s[end] == '\\') ++end;
     }
-    return std::min(end + 1, s.size());
+    end = std::min(end + 1, s.size());
+    // Text glued to the closing quote ("password='a'b", which libpq refuses
+    // in a key/value string and takes as part of a URI's path) is hidden
+    // with it: otherwise a second pass would hide more than the first.
+    if (end == s.size() || s[end] == ' ' || s[end] == '\t' || s[end] == '&') {
+      return end;
+    }
   }
-  size_t end = from;
   while (end < s.size()) {
     if (s[end] == '&') return end;  // the next parameter of a URI query
     if (s[end] == ' ' || s[end] == '\t') {
@@ -217,29 +161,12 @@ std::string CheckDatabaseUrl(const std::string& value) {
   return absl::StrCat(kForms, " (libpq: ", detail, ")");
 }
 
-absl::StatusOr<RedisUrl> ParseRedisUrl(const std::string& url) {
-  RedisUrl out;
-  std::string reason;
-  std::string lower = absl::AsciiStrToLower(url);
-  if (absl::StartsWith(lower, "rediss://")) {
-    reason = "TLS to Redis is not supported; use stunnel or a unix socket";
-  } else if (absl::StartsWith(lower, "redis://")) {
-    reason = ParseTcpRedis(absl::string_view(url).substr(8), &out);
-  } else if (absl::StartsWith(lower, "unix://")) {
-    reason = ParseUnixRedis(absl::string_view(url).substr(7), &out);
-  } else {
-    return absl::InvalidArgumentError(kRedisForms);
-  }
-  if (!reason.empty()) return absl::InvalidArgumentError(reason);
-  return out;
-}
-
 std::string CheckRedisUrl(const std::string& value) {
   if (value.empty()) return "";
   absl::StatusOr<RedisUrl> parsed = ParseRedisUrl(value);
   if (parsed.ok()) return "";
   std::string reason(parsed.status().message());
-  if (reason == kRedisForms || absl::StartsWith(reason, "TLS")) return reason;
+  if (reason == kRedisTlsRefused) return reason;
   return absl::StrCat(kRedisForms, " (", reason, ")");
 }
 

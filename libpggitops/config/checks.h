@@ -19,21 +19,10 @@ std::string CheckLogFile(const std::string& value);
 // string, as libpq itself parses it. Empty is accepted here; LoadConfig
 // reports a missing value.
 std::string CheckDatabaseUrl(const std::string& value);
-// REDIS_URL: empty, redis://[[user]:password@]host[:port][/db] or
-// unix:///path[?db=N&password=P]; rediss:// is refused.
+// REDIS_URL: empty, or what ParseRedisUrl (redis_url.h) accepts:
+// redis://[[user]:password@]host[:port][/db] or
+// unix://[[user]:password@]/path[?db=N&password=P]; rediss:// is refused.
 std::string CheckRedisUrl(const std::string& value);
-
-// A parsed REDIS_URL. Exactly one of host and unix_path is set.
-struct RedisUrl {
-  std::string host;  // without brackets for IPv6
-  int port = 6379;
-  std::string unix_path;
-  std::string username;  // empty: the default user
-  std::string password;  // empty: no AUTH
-  int db = 0;
-};
-// Parses a non-empty REDIS_URL. Error: kInvalidArgument with the reason.
-absl::StatusOr<RedisUrl> ParseRedisUrl(const std::string& url);
 
 // Returns `dsn` with every password replaced by "***": the password of a
 // scheme://user:password@host URI and the value of any key ending in

@@ -99,8 +99,8 @@ std::vector<KeySpec> BuildTable() {
       Int64("CACHE_MAX_BYTES", &C::cache_max_bytes, 1048576, 68719476736.0,
             "in-process (L1) cache byte budget"),
       WithDefault(Secret(Str("REDIS_URL", &C::redis_url, CheckRedisUrl,
-                             "empty, redis://[:password@]host:port[/db] or "
-                             "unix:///path",
+                             "empty, redis://[[user]:password@]host[:port][/db]"
+                             " or unix:///path[?db=N&password=P]",
                              "enables the Redis L2 cache and cross-instance "
                              "invalidation; rediss:// (TLS) is refused")),
                   "unset"),

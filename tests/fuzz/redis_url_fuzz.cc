@@ -1,5 +1,5 @@
 // libFuzzer target: REDIS_URL (ParseRedisUrl,
-// libpggitops/cache/redis_url.h). Invariants:
+// libpggitops/config/redis_url.h). Invariants:
 //   - errors are kInvalidArgument and never show a redis:// URL's password;
 //   - an accepted URL is TCP (a host, a port from 1 to 65535) or unix (an
 //     absolute path), with a non-negative db; a redis:// URL's redacted
@@ -16,7 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "libpggitops/cache/redis_url.h"
+#include "libpggitops/config/redis_url.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using pggitops::fuzz::Require;

@@ -109,21 +109,33 @@ check_database() {
   return 1
 }
 
-# REDIS_URL -> redis-cli arguments (the password goes in REDISCLI_AUTH).
+# REDIS_URL -> redis-cli arguments (the password goes in REDISCLI_AUTH),
+# read as the daemon reads it (libpggitops/config/redis_url.h):
+#   redis://[[user]:password@]host[:port][/db], redis://password@host...
+#   unix://[[user]:password@]/path[?db=N][&password=P]
 REDIS_ARGS=()
 REDIS_AUTH=""
 parse_redis_url() {
-  local url=$1 rest userinfo="" hostport db=""
+  local url=$1 rest userinfo="" hostport db="" query="" param
   REDIS_ARGS=()
   REDIS_AUTH=""
   case $url in
     unix://*)
       rest=${url#unix://}
-      REDIS_ARGS=(-s "${rest%%\?*}")
-      if [[ $rest == *[?\&]password=* ]]; then
-        local pw=${rest#*[?&]password=}
-        REDIS_AUTH=$(pct_decode "${pw%%&*}")
+      if [[ $rest != /* && $rest == *@/* ]]; then
+        userinfo=${rest%%@/*}
+        rest=/${rest#*@/}
       fi
+      [[ $rest != *\?* ]] || query=${rest#*\?}
+      REDIS_ARGS=(-s "${rest%%\?*}")
+      local -a params=()
+      [[ -z $query ]] || IFS='&' read -ra params <<<"$query"
+      for param in "${params[@]}"; do
+        case $param in
+          db=*) db=${param#db=} ;;
+          password=*) REDIS_AUTH=$(pct_decode "${param#password=}") ;;
+        esac
+      done
       ;;
     redis://*)
       rest=${url#redis://}
@@ -135,17 +147,19 @@ parse_redis_url() {
       [[ $rest != */* ]] || db=${rest#*/}
       split_host_port "$hostport"
       REDIS_ARGS=(-h "${HP_HOST:-127.0.0.1}" -p "${HP_PORT:-6379}")
-      [[ -z $db ]] || REDIS_ARGS+=(-n "$db")
-      if [[ -n $userinfo ]]; then
-        local user=${userinfo%%:*}
-        [[ -z $user || $userinfo != *:* ]] || REDIS_ARGS+=(--user "$(pct_decode "$user")")
-        if [[ $userinfo == *:* ]]; then
-          REDIS_AUTH=$(pct_decode "${userinfo#*:}")
-        fi
-      fi
       ;;
     *) return 1 ;;
   esac
+  [[ -z $db ]] || REDIS_ARGS+=(-n "$db")
+  if [[ -n $userinfo ]]; then
+    if [[ $userinfo == *:* ]]; then
+      local user=${userinfo%%:*}
+      [[ -z $user ]] || REDIS_ARGS+=(--user "$(pct_decode "$user")")
+      REDIS_AUTH=$(pct_decode "${userinfo#*:}")
+    else
+      REDIS_AUTH=$(pct_decode "$userinfo")  # a lone credential: the password
+    fi
+  fi
 }
 
 # redis-cli ping; the password travels in REDISCLI_AUTH, not in arguments.

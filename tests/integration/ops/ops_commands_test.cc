@@ -4,11 +4,14 @@
 // SYSTEMCTL): what is tested is pggit-ops's pre-flight and readiness
 // logic; the unit files themselves are checked by ops/systemd/check.
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -109,6 +112,49 @@ TEST_CASE("health: Redis not configured is fine and said; Redis down warns") {
     CHECK(r.Level("deep.redis") == "warn");
     CHECK(r.Level("database") == "ok");
   }
+}
+
+TEST_CASE("health: Redis on a unix socket with a password, read alike") {
+  // One REDIS_URL grammar (libpggitops/config/redis_url.h): the daemon's
+  // cache and pggit-ops's redis-cli read both unix forms of the password,
+  // percent-escapes included, and both see a wrong one.
+  char tmpl[] = "/var/tmp/pggitops-redis.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  const std::string sock = dir + "/redis.sock";
+  harness::Process redis({"redis-server", "--port", "0", "--unixsocket", sock,
+                          "--unixsocketperm", "700", "--requirepass", "p@ss&w",
+                          "--save", "", "--appendonly", "no"});
+  REQUIRE_MESSAGE(
+      harness::WaitFor([&] { return access(sock.c_str(), F_OK) == 0; },
+                       std::chrono::seconds(20)),
+      redis.Output());
+  const std::vector<std::pair<std::string, std::string>> good = {
+      {"ops_redis_query", "unix://" + sock + "?db=4&password=p%40ss%26w"},
+      {"ops_redis_userinfo", "unix://:p%40ss%26w@" + sock + "?db=4"},
+  };
+  for (const auto& [name, url] : good) {
+    CAPTURE(url);
+    Ops ops(name, {{"REDIS_URL", url}});
+    ops.StartDaemon();
+    OpsResult r = ops.Run({"health"});
+    CHECK_MESSAGE(r.code == 0, r.Dump());
+    CHECK(r.Level("redis") == "ok");
+    CHECK(r.Level("deep.redis") == "ok");
+    CHECK(r.Dump().find("p@ss") == std::string::npos);
+  }
+  {
+    Ops ops("ops_redis_wrong",
+            {{"REDIS_URL", "unix://" + sock + "?password=wrong"}});
+    ops.StartDaemon();
+    OpsResult r = ops.Run({"health"});
+    CHECK_MESSAGE(r.code == 1, r.Dump());
+    CHECK(r.Level("redis") == "warn");
+    CHECK(r.Level("deep.redis") == "warn");
+  }
+  redis.Signal(SIGTERM);
+  CHECK(redis.Wait(10000) == 0);
+  harness::Run("rm -rf " + Quote(dir));
 }
 
 TEST_CASE("health: the daemon down is critical and named") {

@@ -1,4 +1,4 @@
-#include "libpggitops/cache/redis_url.h"
+#include "libpggitops/config/redis_url.h"
 
 #include "absl/strings/match.h"
 #include "doctest/doctest.h"
@@ -40,6 +40,23 @@ TEST_CASE("ParseRedisUrl: unix sockets") {
   REQUIRE(u.ok());
   CHECK(u->unix_path == "/tmp/r.sock");
   CHECK(u->password == "pw");
+  CHECK(u->redacted == "unix://:***@/tmp/r.sock");
+  // The password as a query parameter (redis-py's form), in either order.
+  u = ParseRedisUrl("unix:///run/redis/redis.sock?db=2&password=p%26w");
+  REQUIRE(u.ok());
+  CHECK(u->unix_path == "/run/redis/redis.sock");
+  CHECK(u->db == 2);
+  CHECK(u->password == "p&w");
+  CHECK(u->redacted == "unix:///run/redis/redis.sock?db=2&password=***");
+  u = ParseRedisUrl("unix:///r.sock?password=x&db=3");
+  REQUIRE(u.ok());
+  CHECK(u->password == "x");
+  CHECK(u->db == 3);
+  CHECK(u->redacted == "unix:///r.sock?password=***&db=3");
+  u = ParseRedisUrl("unix://app:x@/r.sock?db=1");
+  REQUIRE(u.ok());
+  CHECK(u->username == "app");
+  CHECK(u->password == "x");
 }
 
 TEST_CASE("ParseRedisUrl: refusals say why, without the password") {
@@ -53,11 +70,22 @@ TEST_CASE("ParseRedisUrl: refusals say why, without the password") {
         "redis://:pw@h:99999", "redis://:bad%zz@h",
         // Found by tests/fuzz/redis_url: hosts only brackets may hold.
         "redis://::1", "redis://:1.2.3.4]:65535/9", "redis://a:b:6379",
-        "redis://:pw@[::1]]:1", "redis://[[2]:6", "redis://u:pw@[a[b]"}) {
+        "redis://:pw@[::1]]:1", "redis://[[2]:6", "redis://u:pw@[a[b]",
+        // Query parameters: only unix:// has them, db and password once.
+        "redis://:pw@h?db=1", "redis://:pw@h:6379/1?x", "redis://:pw@h#f",
+        "redis://:pw@a b", "unix:///s?db=1&db=2", "unix:///s?timeout=1",
+        "unix://:pw@/s?password=x", "unix:///s?password=a&password=b",
+        "unix:///s?password=%zz"}) {
     auto r = ParseRedisUrl(bad);
     CHECK_MESSAGE(!r.ok(), bad);
-    CHECK_FALSE(absl::StrContains(r.status().message(), ":pw@"));
+    CHECK_FALSE(absl::StrContains(r.status().message(), "pw"));
+    CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
   }
+  CHECK(ParseRedisUrl("redis://h?db=1").status().message() ==
+        "query parameters are not supported (the db is the path: "
+        "redis://host:6379/2)");
+  CHECK(ParseRedisUrl("unix://:a@/s?password=b").status().message() ==
+        "the password is given twice (before the path and as ?password=)");
 }
 
 }  // namespace

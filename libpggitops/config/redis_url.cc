@@ -1,12 +1,20 @@
-#include "libpggitops/cache/redis_url.h"
+#include "libpggitops/config/redis_url.h"
 
+#include <utility>
+
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "pggitops/text.h"
 
 namespace pggitops::internal {
 namespace {
+
+absl::Status Invalid(absl::string_view why) {
+  return absl::InvalidArgumentError(why);
+}
 
 // Takes "user:pass@" off the front of `rest` (a TCP authority: up to its
 // last '@'; a unix URL: up to the '@' before the path). Returns false on bad
@@ -36,11 +44,6 @@ bool TakeCredentials(bool is_unix, absl::string_view* rest, RedisUrl* url,
   return true;
 }
 
-absl::Status Invalid(const std::string& redacted, absl::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("REDIS_URL ", redacted, ": ", why));
-}
-
 bool ParseDb(absl::string_view s, int* db) {
   return !s.empty() && s.size() <= 9 && absl::SimpleAtoi(s, db) && *db >= 0 &&
          s.find_first_not_of("0123456789") == absl::string_view::npos;
@@ -54,17 +57,46 @@ absl::StatusOr<RedisUrl> ParseUnix(absl::string_view rest, RedisUrl url,
     query = rest.substr(q + 1);
     rest = rest.substr(0, q);
   }
-  url.redacted =
-      absl::StrCat("unix://", creds, rest, query.empty() ? "" : "?", query);
   if (rest.size() < 2 || rest[0] != '/') {
-    return Invalid(url.redacted, "expected unix:///absolute/path/to/socket");
+    return Invalid(
+        "unix:// needs an absolute socket path (unix:///run/redis.sock)");
   }
   url.unix_path = std::string(rest);
-  if (!query.empty()) {
-    if (!absl::StartsWith(query, "db=") || !ParseDb(query.substr(3), &url.db)) {
-      return Invalid(url.redacted, "the only query parameter is db=N");
+  // db=N and password=P, each at most once, in any order; the redacted
+  // form keeps them in their order with the password as ***.
+  std::string shown_query;
+  bool seen_db = false, seen_password = false;
+  for (absl::string_view param :
+       absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(param, absl::MaxSplits('=', 1));
+    if (kv.first == "db" && !seen_db) {
+      seen_db = true;
+      if (!ParseDb(kv.second, &url.db)) {
+        return Invalid("db must be a non-negative number");
+      }
+      absl::StrAppend(&shown_query, shown_query.empty() ? "" : "&", param);
+    } else if (kv.first == "password" && !seen_password) {
+      seen_password = true;
+      if (!creds.empty()) {
+        return Invalid(
+            "the password is given twice (before the path and as "
+            "?password=)");
+      }
+      if (!PercentDecode(kv.second, &url.password)) {
+        return Invalid("bad percent-escape in the password");
+      }
+      absl::StrAppend(&shown_query, shown_query.empty() ? "" : "&",
+                      "password=***");
+    } else if (kv.first == "db" || kv.first == "password") {
+      return Invalid(
+          absl::StrCat("the parameter ", kv.first, " is given twice"));
+    } else {
+      return Invalid("unknown query parameter (db and password are known)");
     }
   }
+  url.redacted = absl::StrCat("unix://", creds, rest,
+                              shown_query.empty() ? "" : "?", shown_query);
   return url;
 }
 
@@ -81,15 +113,13 @@ absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest, RedisUrl url,
   if (absl::StartsWith(hostport, "[")) {
     size_t close = hostport.find(']');
     if (close == absl::string_view::npos) {
-      return Invalid(url.redacted, "unterminated [IPv6] host");
+      return Invalid("unterminated [IPv6] host");
     }
     url.host = std::string(hostport.substr(1, close - 1));
-    if (url.host.find('[') != std::string::npos) {
-      return Invalid(url.redacted, "bad host");
-    }
+    if (url.host.find('[') != std::string::npos) return Invalid("bad host");
     absl::string_view after = hostport.substr(close + 1);
     if (!after.empty()) {
-      if (after[0] != ':') return Invalid(url.redacted, "bad host");
+      if (after[0] != ':') return Invalid("bad host");
       port = after.substr(1);
     }
   } else {
@@ -99,18 +129,31 @@ absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest, RedisUrl url,
     // "redis://::1" or "redis://a]:1": an IPv6 address needs its brackets
     // (and the port would be ambiguous without them).
     if (url.host.find_first_of(":[]") != std::string::npos) {
-      return Invalid(url.redacted,
-                     "an IPv6 host must be in brackets: redis://[::1]:6379");
+      return Invalid("an IPv6 host must be in brackets: redis://[::1]:6379");
     }
   }
-  if (url.host.empty()) return Invalid(url.redacted, "the host is empty");
+  if (url.host.empty()) return Invalid("the host is empty");
+  // A name or an address: letters, digits, '.', '-', '_' (and ':' and a
+  // "%zone" inside brackets). '?' and '#' would start a query or fragment,
+  // which redis:// does not have.
+  if (url.host.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
+          ":%") != std::string::npos) {
+    return Invalid(absl::StrContains(rest, '?') || absl::StrContains(rest, '#')
+                       ? "query parameters are not supported (the db is the "
+                         "path: redis://host:6379/2)"
+                       : "the host holds a character no host name has");
+  }
   if (!port.empty() || hostport.back() == ':') {
     if (!ParsePort(port, &url.port)) {
-      return Invalid(url.redacted, "the port must be from 1 to 65535");
+      return Invalid("the port must be from 1 to 65535");
     }
   }
   if (!path.empty() && !ParseDb(path, &url.db)) {
-    return Invalid(url.redacted, "the path must be a database number");
+    return Invalid(absl::StrContains(path, '?') || absl::StrContains(path, '#')
+                       ? "query parameters are not supported (the db is the "
+                         "path: redis://host:6379/2)"
+                       : "the path must be a database number");
   }
   return url;
 }
@@ -122,19 +165,15 @@ absl::StatusOr<RedisUrl> ParseRedisUrl(absl::string_view text) {
   std::string creds;
   absl::string_view rest = text;
   if (absl::StartsWithIgnoreCase(text, "rediss://")) {
-    return absl::InvalidArgumentError(
-        "REDIS_URL: rediss:// (TLS) is not supported; use redis:// on a "
-        "trusted network, a unix:// socket, or a local TLS tunnel");
+    return Invalid(kRedisTlsRefused);
   }
   const bool is_unix = absl::StartsWithIgnoreCase(text, "unix://");
   if (!is_unix && !absl::StartsWithIgnoreCase(text, "redis://")) {
-    return absl::InvalidArgumentError(
-        "REDIS_URL must start with redis:// or unix://");
+    return Invalid("the scheme must be redis:// or unix://");
   }
   rest.remove_prefix(is_unix ? 7 : 8);
   if (!TakeCredentials(is_unix, &rest, &url, &creds)) {
-    return absl::InvalidArgumentError(
-        "REDIS_URL: bad percent-escape in the credentials");
+    return Invalid("bad percent-escape in the credentials");
   }
   return is_unix ? ParseUnix(rest, std::move(url), creds)
                  : ParseTcp(rest, std::move(url), creds);
