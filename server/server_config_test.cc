@@ -116,8 +116,11 @@ TEST_CASE("Daemon keys: every key is registered and has invalid values") {
 }
 
 TEST_CASE("Daemon keys: every invalid value fails with one line naming it") {
-  for (const auto& [key, values] : InvalidValues()) {
-    for (const std::string& value : values) {
+  // Named, not structured, bindings: doctest's CAPTURE makes a lambda,
+  // and clang 14 cannot capture a structured binding.
+  for (const auto& entry : InvalidValues()) {
+    const std::string& key = entry.first;
+    for (const std::string& value : entry.second) {
       for (const std::string source : {"env", "flag"}) {
         CAPTURE(key);
         CAPTURE(value);

@@ -108,10 +108,11 @@ TEST_CASE("Key table: every key has invalid values under test") {
 }
 
 TEST_CASE("Key table: every invalid value fails with one line naming the key") {
-  for (const auto& [key, values] : InvalidValues()) {
+  for (const auto& entry : InvalidValues()) {
+    const std::string& key = entry.first;  // CAPTURE: not a structured binding
     const KeySpec* spec = internal::config::FindKey(key);
     REQUIRE(spec != nullptr);
-    for (const std::string& value : values) {
+    for (const std::string& value : entry.second) {
       for (const std::string source : {"env", "flag"}) {
         CAPTURE(key);
         CAPTURE(value);
@@ -160,9 +161,10 @@ TEST_CASE("Key table: numeric ranges are inclusive at both ends") {
 }
 
 TEST_CASE("Key table: a failed ApplyValue leaves the config unchanged") {
-  for (const auto& [key, values] : InvalidValues()) {
+  for (const auto& entry : InvalidValues()) {
+    const std::string& key = entry.first;  // CAPTURE: not a structured binding
     const KeySpec& spec = *internal::config::FindKey(key);
-    for (const std::string& value : values) {
+    for (const std::string& value : entry.second) {
       Config c;
       internal::config::RawValue raw;
       raw.text = value;

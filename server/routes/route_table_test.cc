@@ -56,8 +56,11 @@ TEST_CASE("the embedded document is OpenAPI 3.1 with this build's version") {
   CHECK(doc["openapi"] == "3.1.0");
   CHECK(doc["info"]["version"] == kVersionString);
   // Every operation names the scope it needs and an operationId.
-  for (const auto& [path, item] : doc["paths"].items()) {
-    for (const auto& [method, op] : item.items()) {
+  for (const auto& path_item : doc["paths"].items()) {
+    const std::string& path = path_item.key();
+    for (const auto& method_op : path_item.value().items()) {
+      const std::string& method = method_op.key();
+      const nlohmann::json& op = method_op.value();
       if (method == "parameters") continue;
       INFO(method << " " << path);
       CHECK(op.contains("operationId"));

@@ -99,7 +99,9 @@ TEST_CASE("engine: signed, stable ids, filters, inactive and disabled") {
   CHECK(alerts_by_path.count("/dead") == 0);
   // Each (alert, webhook): two attempts with one id; ids distinct per pair.
   std::set<std::string> distinct;
-  for (const auto& [pair, ids] : ids_by_pair) {
+  for (const auto& entry : ids_by_pair) {
+    const auto& pair = entry.first;  // CAPTURE: not a structured binding
+    const auto& ids = entry.second;
     CAPTURE(pair);
     REQUIRE(ids.size() == 2);
     CHECK(ids[0] == ids[1]);

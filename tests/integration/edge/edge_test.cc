@@ -136,8 +136,10 @@ int64_t Metric(const Daemon& d, const std::string& series) {
   if (at == std::string::npos) return 0;
   double v = 0;
   size_t start = at + series.size() + 2;
-  absl::SimpleAtod(r->body.substr(start, r->body.find('\n', start) - start),
-                   &v);
+  if (!absl::SimpleAtod(
+          r->body.substr(start, r->body.find('\n', start) - start), &v)) {
+    return -1;
+  }
   return static_cast<int64_t>(v);
 }
 

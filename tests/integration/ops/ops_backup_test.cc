@@ -308,7 +308,9 @@ TEST_CASE("restore onto a new cluster provisions the role first") {
                     "SELECT string_agg(extname, ',' ORDER BY"
                     " extname) FROM pg_extension") ==
         "pg_stat_statements,pgstattuple,plpgsql");
-  for (const auto& [t, n] : manifest["tables"].items()) {
+  for (const auto& table : manifest["tables"].items()) {
+    const std::string& t = table.key();
+    const auto& n = table.value();
     CAPTURE(t);
     CHECK(fresh.Query("pggit", "SELECT count(*) FROM " + t) ==
           std::to_string(n.get<int>()));

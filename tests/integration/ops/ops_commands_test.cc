@@ -133,7 +133,9 @@ TEST_CASE("health: Redis on a unix socket with a password, read alike") {
       {"ops_redis_query", "unix://" + sock + "?db=4&password=p%40ss%26w"},
       {"ops_redis_userinfo", "unix://:p%40ss%26w@" + sock + "?db=4"},
   };
-  for (const auto& [name, url] : good) {
+  for (const auto& entry : good) {
+    const std::string& name = entry.first;
+    const std::string& url = entry.second;  // CAPTURE: not a binding
     CAPTURE(url);
     Ops ops(name, {{"REDIS_URL", url}});
     ops.StartDaemon();
