@@ -97,28 +97,36 @@ std::string RedactPasswordParams(const std::string& s) {
   return out;
 }
 
-// Replaces the password of scheme://user:password@host with ***: the
-// userinfo ends at the last '@' before the query, so a password holding an
-// unencoded '@' or '/' is hidden whole. A lone credential
-// ("redis://secret@host") is a password too.
-std::string RedactUriUserinfo(const std::string& s) {
+// Replaces the password of scheme://user:password@host with ***. The
+// userinfo ends at the last '@' before the query or fragment that follows
+// the first '@' (libpq takes "u:pw?x@h" as the password "pw?x"), so a
+// password holding an unencoded '@', '/', '?' or '#' is hidden whole. A
+// lone credential ("redis://secret@host") is a password too. *rest is set
+// to where the text after the userinfo starts (0 without one).
+std::string RedactUriUserinfo(const std::string& s, size_t* rest) {
+  *rest = 0;
   size_t scheme_end = s.find("://");
   if (scheme_end == std::string::npos) return s;
   size_t start = scheme_end + 3;
-  size_t end = s.find_first_of("?#", start);
+  size_t first_at = s.find('@', start);
+  if (first_at == std::string::npos) return s;
+  size_t end = s.find_first_of("?#", first_at);
   if (end == std::string::npos) end = s.size();
-  size_t at = s.rfind('@', end == 0 ? 0 : end - 1);
-  if (at == std::string::npos || at < start) return s;
+  size_t at = s.rfind('@', end - 1);
   size_t colon = s.find(':', start);
   if (colon == std::string::npos || colon > at) {
     // PostgreSQL's "postgresql://user@host" names a user; Redis's
     // "redis://secret@host" is a password.
     bool redis = absl::StartsWithIgnoreCase(s, "redis") ||
                  absl::StartsWithIgnoreCase(s, "unix");
-    if (!redis) return s;
-    return absl::StrCat(s.substr(0, start), "***", s.substr(at));
+    std::string out =
+        redis ? absl::StrCat(s.substr(0, start), "***", s.substr(at)) : s;
+    *rest = out.size() - (s.size() - at - 1);
+    return out;
   }
-  return absl::StrCat(s.substr(0, colon + 1), "***", s.substr(at));
+  std::string out = absl::StrCat(s.substr(0, colon + 1), "***", s.substr(at));
+  *rest = out.size() - (s.size() - at - 1);
+  return out;
 }
 
 }  // namespace
@@ -171,7 +179,18 @@ std::string CheckRedisUrl(const std::string& value) {
 }
 
 std::string RedactSecrets(const std::string& dsn) {
-  return RedactPasswordParams(RedactUriUserinfo(dsn));
+  // A Redis URL the daemon accepts is hidden exactly where its parser
+  // finds the password.
+  if (absl::StartsWithIgnoreCase(dsn, "redis://") ||
+      absl::StartsWithIgnoreCase(dsn, "unix://")) {
+    absl::StatusOr<RedisUrl> parsed = ParseRedisUrl(dsn);
+    if (parsed.ok()) return parsed->redacted;
+  }
+  // Otherwise the userinfo's password, then every "password" parameter
+  // after it (a user name is not searched: "password=" in one is text).
+  size_t rest = 0;
+  std::string s = RedactUriUserinfo(dsn, &rest);
+  return absl::StrCat(s.substr(0, rest), RedactPasswordParams(s.substr(rest)));
 }
 
 }  // namespace pggitops::internal::config

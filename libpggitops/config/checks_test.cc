@@ -74,6 +74,20 @@ TEST_CASE("RedactSecrets: nothing of a password is left, whatever its form") {
         "postgres://'va/r/run/postgresql dbnam:=t pit password=***");
   CHECK(RedactSecrets(RedactSecrets(found)) == RedactSecrets(found));
   CHECK(RedactSecrets("password='x' user=u") == "password=*** user=u");
+  // libpq reads "u:pw?x@h" as the password "pw?x": it was shown whole.
+  CHECK(RedactSecrets("postgresql://u:pw?x@h/db") == "postgresql://u:***@h/db");
+  CHECK(RedactSecrets("postgresql://u:pw#x@h/db?sslmode=require") ==
+        "postgresql://u:***@h/db?sslmode=require");
+  CHECK(RedactSecrets("postgresql://h/db?options=a@b") ==
+        "postgresql://h/db?options=a@b");
+  // A Redis URL is hidden where its parser finds the password.
+  CHECK(RedactSecrets("redis://us?er:pw@h") == "redis://us?er:***@h");
+  CHECK(RedactSecrets("unix:///r.sock?db=1&password=pw") ==
+        "unix:///r.sock?db=1&password=***");
+  // Found by tests/fuzz/config (long run): "password=" inside a user name
+  // hid the host too, and the text no longer loaded.
+  CHECK(RedactSecrets("redis://a password='b:pw@h") ==
+        "redis://a password='b:***@h");
   CHECK(RedactSecrets("h/db?password='x'&user=u") ==
         "h/db?password=***&user=u");
   CHECK(RedactSecrets("host=h password=a b dbname=x") ==
@@ -84,7 +98,8 @@ TEST_CASE("RedactSecrets: nothing of a password is left, whatever its form") {
   CHECK(RedactSecrets("postgresql://u:p/ss@h/db") == "postgresql://u:***@h/db");
   CHECK(RedactSecrets("postgresql://u:p@ss@w@h:5432/db?sslmode=require") ==
         "postgresql://u:***@h:5432/db?sslmode=require");
-  CHECK(RedactSecrets("redis://secret@h:6379/0") == "redis://***@h:6379/0");
+  // A lone credential is the password (redis-py), shown as such.
+  CHECK(RedactSecrets("redis://secret@h:6379/0") == "redis://:***@h:6379/0");
   CHECK(RedactSecrets("redis://user:pw@h:6379") == "redis://user:***@h:6379");
   CHECK(RedactSecrets("postgresql://h/db?password=a&user=u") ==
         "postgresql://h/db?password=***&user=u");

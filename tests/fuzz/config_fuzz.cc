@@ -8,10 +8,13 @@
 //     DescribeConfig renders as .env text that parses, loads again, and
 //     describes the same values ("reads back as .env", as config.h
 //     promises);
+//   - RedactSecrets hides the password of DATABASE_URL where libpq finds
+//     it, and of REDIS_URL where ParseRedisUrl finds it;
 //   - errors are kInvalidArgument with a message; nothing throws.
 // Input: the first byte's low bit chooses .env text (0: entries loaded as
 // the environment) or YAML (1: written to a memfd, the YAML file). Seeds:
 // tests/fuzz/config/. See docs/TESTING.md.
+#include <libpq-fe.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -23,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "libpggitops/config/redis_url.h"
 #include "libpggitops/config/sources.h"
 #include "pggitops/config.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -75,9 +79,51 @@ void CheckDescribe(const pggitops::Config& config) {
           "DescribeConfig's text loads to other values");
 }
 
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t i = text.find(what); i != std::string::npos;
+       i = text.find(what, i + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// RedactSecrets hides the password where the consumer finds it: at least
+// one of its occurrences in the value is gone (a password of 3 or more
+// characters, without '*', found as is in the value).
+void CheckHidden(const std::string& value, const std::string& password,
+                 const char* what) {
+  if (password.size() < 3 || password.find('*') != std::string::npos) return;
+  const size_t in_value = Count(value, password);
+  if (in_value == 0) return;  // percent-encoded in the value
+  Require(Count(pggitops::RedactSecrets(value), password) < in_value, what);
+}
+
+void CheckRedaction(const pggitops::Config& config) {
+  PQconninfoOption* opts =
+      PQconninfoParse(config.database_url.c_str(), nullptr);
+  if (opts != nullptr) {
+    for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+      if (std::string(o->keyword) == "password" && o->val != nullptr) {
+        CheckHidden(config.database_url, o->val,
+                    "RedactSecrets shows the password libpq reads");
+      }
+    }
+    PQconninfoFree(opts);
+  }
+  if (!config.redis_url.empty()) {
+    absl::StatusOr<pggitops::internal::RedisUrl> redis =
+        pggitops::internal::ParseRedisUrl(config.redis_url);
+    Require(redis.ok(), "a REDIS_URL that loaded does not parse");
+    CheckHidden(config.redis_url, redis->password,
+                "RedactSecrets shows the Redis password");
+  }
+}
+
 void CheckLoad(const pggitops::ConfigSources& sources) {
   absl::StatusOr<pggitops::Config> config = pggitops::LoadConfig(sources);
   if (!config.ok()) return CheckError(config.status());
+  CheckRedaction(*config);
   CheckDescribe(*config);
 }
 
