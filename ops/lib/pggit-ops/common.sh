@@ -362,16 +362,19 @@ parse_pg_uri() {
   local uri=$2 rest query="" authority path="" userinfo="" hostlist item
   local hosts=() ports=() any_port=0
   rest=${uri#*://}
+  # libpq: the userinfo ends at the first '@' before any '/' ("u:pw?x@h"
+  # is the password "pw?x"); the query starts after it.
+  authority=${rest%%/*}
+  if [[ $authority == *@* ]]; then
+    userinfo=${rest%%@*}
+    rest=${rest#*@}
+  fi
   if [[ $rest == *\?* ]]; then
     query=${rest#*\?}
     rest=${rest%%\?*}
   fi
   authority=${rest%%/*}
   [[ $rest == */* ]] && path=${rest#*/}
-  if [[ $authority == *@* ]]; then
-    userinfo=${authority%%@*}
-    authority=${authority#*@}
-  fi
   if [[ -n $userinfo ]]; then
     if [[ $userinfo == *:* ]]; then
       [[ -z ${userinfo%%:*} ]] || _arr+=("PGUSER=$(pct_decode "${userinfo%%:*}")")

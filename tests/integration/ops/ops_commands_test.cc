@@ -159,6 +159,26 @@ TEST_CASE("health: Redis on a unix socket with a password, read alike") {
   harness::Run("rm -rf " + Quote(dir));
 }
 
+TEST_CASE("health: a DATABASE_URL password with ? and @ reads as libpq does") {
+  // libpq takes "user:pa?ss@host" as the password "pa?ss" (the userinfo
+  // ends at the first '@' before any '/'); pggit-ops read the '?' as the
+  // query's start. The cluster trusts loopback, so the password only has
+  // to be parsed right, not checked.
+  Ops ops("ops_pw_chars");
+  const std::string plain = "pggit:pggit@";
+  std::string url = ops.env_file["DATABASE_URL"];
+  REQUIRE(url.find(plain) != std::string::npos);
+  url.replace(url.find(plain), plain.size(), "pggit:pg?g%40it@");
+  ops.env_file["DATABASE_URL"] = url;
+  ops.WriteDotenv();
+  ops.StartDaemon();
+  OpsResult r = ops.Run({"health"});
+  CHECK_MESSAGE(r.code == 0, r.Dump());
+  CHECK(r.Level("database") == "ok");
+  CHECK(r.Level("deep.database") == "ok");
+  CHECK(r.Dump().find("pg?g") == std::string::npos);
+}
+
 TEST_CASE("health: the daemon down is critical and named") {
   Ops ops("ops_health_down");
   OpsResult r = ops.Run({"health"});
