@@ -46,12 +46,12 @@ size_t ValueEnd(const std::string& s, size_t from) {
       if (s[end] == '\\') ++end;
     }
     end = std::min(end + 1, s.size());
-    // Text glued to the closing quote ("password='a'b", which libpq refuses
-    // in a key/value string and takes as part of a URI's path) is hidden
-    // with it: otherwise a second pass would hide more than the first.
-    if (end == s.size() || s[end] == ' ' || s[end] == '\t' || s[end] == '&') {
-      return end;
-    }
+    // Then on as for an unquoted value, up to the next " key=": text glued
+    // to the closing quote ("password='a'b", which libpq refuses in a
+    // key/value string and takes as part of a URI's path) or words that
+    // are not a key ("password='a' -") are hidden with it. Otherwise a
+    // second pass, reading *** as an unquoted value, would hide more than
+    // the first (found by tests/fuzz/config).
   }
   while (end < s.size()) {
     if (s[end] == '&') return end;  // the next parameter of a URI query

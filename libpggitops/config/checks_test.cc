@@ -74,6 +74,11 @@ TEST_CASE("RedactSecrets: nothing of a password is left, whatever its form") {
         "postgres://'va/r/run/postgresql dbnam:=t pit password=***");
   CHECK(RedactSecrets(RedactSecrets(found)) == RedactSecrets(found));
   CHECK(RedactSecrets("password='x' user=u") == "password=*** user=u");
+  // ... and words after a quoted value that are no key: a second pass
+  // read *** as an unquoted value and hid them too (tests/fuzz/config).
+  CHECK(RedactSecrets("password='a b'\t-\tuser=u") == "password=***\tuser=u");
+  CHECK(RedactSecrets(RedactSecrets("password='x' - y=1")) ==
+        RedactSecrets("password='x' - y=1"));
   // libpq reads "u:pw?x@h" as the password "pw?x": it was shown whole.
   CHECK(RedactSecrets("postgresql://u:pw?x@h/db") == "postgresql://u:***@h/db");
   CHECK(RedactSecrets("postgresql://u:pw#x@h/db?sslmode=require") ==
