@@ -35,11 +35,11 @@ bool HasControlChar(absl::string_view s) {
   return false;
 }
 
-// Where the value that starts at `from` ends in a libpq key/value string:
-// at its closing quote when it is quoted, else at the next " key=" (a
-// word followed by '=') or the end. A space inside an unquoted value
+// Where the value that starts at `from` ends in a libpq key/value string
+// (or, with `uri`, a URI's query): at the next " key=" (a word followed by
+// '='), at '&' in a URI, or at the end. A space inside an unquoted value
 // ("password=a b dbname=x") is invalid, but must not let "b" out.
-size_t ValueEnd(const std::string& s, size_t from) {
+size_t ValueEnd(const std::string& s, size_t from, bool uri) {
   size_t end = from;
   if (from < s.size() && s[from] == '\'') {
     for (++end; end < s.size() && s[end] != '\''; ++end) {
@@ -54,7 +54,9 @@ size_t ValueEnd(const std::string& s, size_t from) {
     // the first (found by tests/fuzz/config).
   }
   while (end < s.size()) {
-    if (s[end] == '&') return end;  // the next parameter of a URI query
+    // The next parameter of a URI query; in a key/value string "&" is
+    // part of the value ("password=&x", found by tests/fuzz/config).
+    if (uri && s[end] == '&') return end;
     if (s[end] == ' ' || s[end] == '\t') {
       size_t k = end;
       while (k < s.size() && (s[k] == ' ' || s[k] == '\t')) ++k;
@@ -73,7 +75,7 @@ size_t ValueEnd(const std::string& s, size_t from) {
 
 // Replaces the value of every key ending in "password" ("password=x",
 // "sslpassword = 'a b'", "?password=x&...") with ***.
-std::string RedactPasswordParams(const std::string& s) {
+std::string RedactPasswordParams(const std::string& s, bool uri) {
   std::string out;
   std::string lower = absl::AsciiStrToLower(s);
   size_t i = 0;
@@ -91,7 +93,7 @@ std::string RedactPasswordParams(const std::string& s) {
     while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
     out.append(s, i, j - i);
     out.append("***");
-    i = ValueEnd(s, j);
+    i = ValueEnd(s, j, uri);
   }
   out.append(s, std::min(i, s.size()), std::string::npos);
   return out;
@@ -190,7 +192,9 @@ std::string RedactSecrets(const std::string& dsn) {
   // after it (a user name is not searched: "password=" in one is text).
   size_t rest = 0;
   std::string s = RedactUriUserinfo(dsn, &rest);
-  return absl::StrCat(s.substr(0, rest), RedactPasswordParams(s.substr(rest)));
+  const bool uri = s.find("://") != std::string::npos;
+  return absl::StrCat(s.substr(0, rest),
+                      RedactPasswordParams(s.substr(rest), uri));
 }
 
 }  // namespace pggitops::internal::config
