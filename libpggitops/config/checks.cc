@@ -39,6 +39,13 @@ bool HasControlChar(absl::string_view s) {
 // (or, with `uri`, a URI's query): at the next " key=" (a word followed by
 // '='), at '&' in a URI, or at the end. A space inside an unquoted value
 // ("password=a b dbname=x") is invalid, but must not let "b" out.
+// Whitespace as libpq's conninfo parser reads it (isspace: also \n, \v,
+// \f, \r; "password=\v A=1" is the password "A=1", found by
+// tests/fuzz/config).
+bool IsSpace(char c) {
+  return absl::ascii_isspace(static_cast<unsigned char>(c));
+}
+
 size_t ValueEnd(const std::string& s, size_t from, bool uri) {
   size_t end = from;
   if (from < s.size() && s[from] == '\'') {
@@ -57,13 +64,13 @@ size_t ValueEnd(const std::string& s, size_t from, bool uri) {
     // The next parameter of a URI query; in a key/value string "&" is
     // part of the value ("password=&x", found by tests/fuzz/config).
     if (uri && s[end] == '&') return end;
-    if (s[end] == ' ' || s[end] == '\t') {
+    if (IsSpace(s[end])) {
       size_t k = end;
-      while (k < s.size() && (s[k] == ' ' || s[k] == '\t')) ++k;
+      while (k < s.size() && IsSpace(s[k])) ++k;
       size_t word = k;
       while (k < s.size() && (absl::ascii_isalnum(s[k]) || s[k] == '_')) ++k;
       size_t eq = k;
-      while (eq < s.size() && (s[eq] == ' ' || s[eq] == '\t')) ++eq;
+      while (eq < s.size() && IsSpace(s[eq])) ++eq;
       if (k > word && eq < s.size() && s[eq] == '=') return end;
       end = k > end ? k : end + 1;
       continue;
@@ -83,14 +90,14 @@ std::string RedactPasswordParams(const std::string& s, bool uri) {
     size_t hit = lower.find("password", i);
     if (hit == std::string::npos) break;
     size_t j = hit + 8;
-    while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
+    while (j < s.size() && IsSpace(s[j])) ++j;
     if (j >= s.size() || s[j] != '=') {
       out.append(s, i, hit + 8 - i);
       i = hit + 8;
       continue;
     }
     ++j;
-    while (j < s.size() && (s[j] == ' ' || s[j] == '\t')) ++j;
+    while (j < s.size() && IsSpace(s[j])) ++j;
     out.append(s, i, j - i);
     out.append("***");
     i = ValueEnd(s, j, uri);

@@ -77,6 +77,9 @@ TEST_CASE("RedactSecrets: nothing of a password is left, whatever its form") {
   // In a key/value string '&' is part of the value; only a URI's query
   // separates parameters with it (found by tests/fuzz/config).
   CHECK(RedactSecrets("password=&secret host=h") == "password=*** host=h");
+  // libpq skips any whitespace (isspace) after '=': "A0=7A" is the password.
+  CHECK(RedactSecrets("password=\t\v\tA0=7A") == "password=\t\v\t***");
+  CHECK(RedactSecrets("password=a\nhost=h") == "password=***\nhost=h");
   CHECK(RedactSecrets("postgresql:///db?password=x&host=h") ==
         "postgresql:///db?password=***&host=h");
   // ... and words after a quoted value that are no key: a second pass
