@@ -61,6 +61,15 @@ absl::StatusOr<RedisUrl> ParseUnix(absl::string_view rest, RedisUrl url,
     return Invalid(
         "unix:// needs an absolute socket path (unix:///run/redis.sock)");
   }
+  // No space or control character: one at an end is a typo that .env and
+  // the environment trim away ("unix:/// ?" left "/ " here and "/" once
+  // written back; found by tests/fuzz/config).
+  for (char c : rest) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      return Invalid(
+          "the socket path must not hold spaces or control characters");
+    }
+  }
   url.unix_path = std::string(rest);
   // db=N and password=P, each at most once, in any order; the redacted
   // form keeps them in their order with the password as ***.

@@ -25,6 +25,7 @@ struct RedisUrl {
 //   redis://[[username]:password@]host[:port][/db]
 //   redis://password@host[:port][/db]      (a lone credential: redis-py)
 //   unix://[[username]:password@]/path/to/socket[?db=N][&password=P]
+// (a socket path without spaces or control characters)
 // The scheme is case-insensitive; percent-escapes are decoded in the
 // username and password. Errors are kInvalidArgument with the reason only
 // (never the URL, so never its password): "rediss://" (TLS is not

@@ -75,7 +75,9 @@ TEST_CASE("ParseRedisUrl: refusals say why, without the password") {
         "redis://:pw@h?db=1", "redis://:pw@h:6379/1?x", "redis://:pw@h#f",
         "redis://:pw@a b", "unix:///s?db=1&db=2", "unix:///s?timeout=1",
         "unix://:pw@/s?password=x", "unix:///s?password=a&password=b",
-        "unix:///s?password=%zz"}) {
+        "unix:///s?password=%zz",
+        // Found by tests/fuzz/config: a socket path ending in a space.
+        "unix:/// ?&&", "unix:///run/r.sock ", "unix:///a\tb"}) {
     auto r = ParseRedisUrl(bad);
     CHECK_MESSAGE(!r.ok(), bad);
     CHECK_FALSE(absl::StrContains(r.status().message(), "pw"));
