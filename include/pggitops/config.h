@@ -38,7 +38,8 @@ namespace pggitops {
 // any libpq or Redis URL): the password of a URI's userinfo, a lone
 // credential ("redis://secret@host"), and the value of every key ending in
 // "password" (key/value strings and URI queries, quoted or not, up to the
-// next key=) become ***.
+// next key=) become ***. Where a URI is ambiguous (several '@') the longer
+// reading is hidden. Redacted text redacts to itself.
 PGGITOPS_EXPORT std::string RedactSecrets(const std::string& connection_string);
 
 // The value of a key registered with ConfigLoader::Register (below):

@@ -2,6 +2,7 @@
 #include "libpggitops/config/checks.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "doctest/doctest.h"
@@ -117,6 +118,41 @@ TEST_CASE("RedactSecrets: nothing of a password is left, whatever its form") {
   CHECK(RedactSecrets("postgresql://h/db?password=a&user=u") ==
         "postgresql://h/db?password=***&user=u");
   CHECK(pggitops::RedactSecrets("host=h password=x") == "host=h password=***");
+}
+
+TEST_CASE("RedactSecrets: a password after an '@' of the query is hidden") {
+  // libpq reads no userinfo before a '/': the '@' is the password's.
+  CHECK(RedactSecrets("postgresql://h/db?password=p@ss") ==
+        "postgresql://h/db?password=***");
+  CHECK(RedactSecrets("postgresql://h/db?password=p@ss&sslmode=require") ==
+        "postgresql://h/db?password=***&sslmode=require");
+  // Without a '/' before it, libpq reads "h?password=a" as the user name
+  // (found by tests/fuzz/config: hiding it left a URL that did not load).
+  CHECK(RedactSecrets("postgresql://h?password=a@b") ==
+        "postgresql://h?password=a@b");
+}
+
+TEST_CASE("RedactSecrets: redacted text redacts to itself") {
+  // Found by tests/fuzz/config in CI: hiding the quoted '#' removed the
+  // end of the userinfo search, and a second pass hid up to the next '@'
+  // (DescribeConfig's text described itself otherwise).
+  const std::string found = "postgresql://u:p@h password='#' a=b@y";
+  CHECK(RedactSecrets(found) == "postgresql://u:***@y");
+  const std::vector<std::string> texts = {
+      found,
+      "postgresql://u:p@h password='?' a=b@y/db",
+      "postgresql://u:p@h?password=#&a=b@y",
+      "postgresql://h/db?password=p@ss",
+      "host=h password='a b'c dbname=x",
+      "redis://a password='b:pw@h",
+      "unix:///r.sock?db=1&password=pw",
+      "password=*",
+  };
+  for (const std::string& text : texts) {
+    CAPTURE(text);
+    const std::string once = RedactSecrets(text);
+    CHECK(RedactSecrets(once) == once);
+  }
 }
 
 TEST_CASE("RedactSecrets") {

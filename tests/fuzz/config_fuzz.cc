@@ -8,9 +8,12 @@
 //     DescribeConfig renders as .env text that parses, loads again, and
 //     describes the same values ("reads back as .env", as config.h
 //     promises), unless RedactSecrets and libpq disagree on where
-//     DATABASE_URL's userinfo ends (AmbiguousUserinfo: a second '@');
+//     DATABASE_URL's userinfo ends and the redaction hid more than the
+//     password (RedactionHidesMoreThanPassword);
 //   - RedactSecrets hides the password of DATABASE_URL where libpq finds
-//     it, and of REDIS_URL where ParseRedisUrl finds it;
+//     it, and of REDIS_URL where ParseRedisUrl finds it; so too for the
+//     whole input taken as one connection string, and redacted text
+//     redacts to itself;
 //   - errors are kInvalidArgument with a message; nothing throws.
 // Input: the first byte's low bit chooses .env text (0: entries loaded as
 // the environment) or YAML (1: written to a memfd, the YAML file). Seeds:
@@ -25,6 +28,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "libpggitops/config/redis_url.h"
@@ -63,28 +67,48 @@ pggitops::ConfigSources Sources(const DotenvEntries& entries) {
   return s;
 }
 
+// libpq's reading of a connection string, password left out (empty if
+// libpq refuses it).
+std::map<std::string, std::string> LibpqFields(const std::string& conninfo) {
+  std::map<std::string, std::string> fields;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), nullptr);
+  if (opts == nullptr) return fields;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val != nullptr && std::string(o->keyword) != "password") {
+      fields[o->keyword] = o->val;
+    }
+  }
+  PQconninfoFree(opts);
+  return fields;
+}
+
 // Where RedactSecrets and libpq disagree on a URI's userinfo: libpq ends
 // it at the first '@' before any '/', RedactSecrets (erring on the side of
-// hiding) at the last '@' before the '?' or '#' after the first '@'. For
-// "u:p@ss@h" or "h:1/a@b" what is left after *** need not load again.
-bool AmbiguousUserinfo(const std::string& url) {
+// hiding) at the last '@' before the '?' or '#' after the first '@', and
+// again on its own output until nothing changes. For "u:p@ss@h" or
+// "h:1/a@b" it hides more than libpq's password, and what is left after
+// *** need not load again. Only then: a URL with one '@' that hides no
+// more than the password must load again.
+bool RedactionHidesMoreThanPassword(const std::string& url) {
   const size_t scheme = url.find("://");
   if (scheme == std::string::npos) return false;
   const size_t start = scheme + 3;
   const size_t first_at = url.find('@', start);
   if (first_at == std::string::npos) return false;
   const size_t slash = url.find('/', start);
-  if (slash != std::string::npos && slash < first_at) return true;
-  size_t end = url.find_first_of("?#", first_at);
-  if (end == std::string::npos) end = url.size();
-  return url.rfind('@', end - 1) != first_at;
+  const bool ambiguous = (slash != std::string::npos && slash < first_at) ||
+                         url.find('@', first_at + 1) != std::string::npos;
+  if (!ambiguous) return false;
+  const std::map<std::string, std::string> redacted =
+      LibpqFields(pggitops::RedactSecrets(url));
+  return redacted.empty() || redacted != LibpqFields(url);
 }
 
 void CheckDescribe(const pggitops::Config& config) {
   const std::string text = pggitops::DescribeConfig(config);
   absl::StatusOr<DotenvEntries> entries = ParseDotenv(text, "describe");
   Require(entries.ok(), "DescribeConfig does not parse as .env");
-  if (AmbiguousUserinfo(config.database_url)) return;
+  if (RedactionHidesMoreThanPassword(config.database_url)) return;
   absl::StatusOr<pggitops::Config> again =
       pggitops::LoadConfig(Sources(*entries));
   if (!again.ok()) {
@@ -92,8 +116,13 @@ void CheckDescribe(const pggitops::Config& config) {
                  std::string(again.status().message()).c_str(), text.c_str());
   }
   Require(again.ok(), "DescribeConfig's text does not load");
-  absl::StatusOr<DotenvEntries> twice =
-      ParseDotenv(pggitops::DescribeConfig(*again), "describe");
+  const std::string text_again = pggitops::DescribeConfig(*again);
+  absl::StatusOr<DotenvEntries> twice = ParseDotenv(text_again, "describe");
+  if (!twice.ok() || *twice != *entries) {
+    std::fprintf(stderr, "first (%zu):\n%s\nagain (%zu):\n%s\n", text.size(),
+                 absl::CHexEscape(text).c_str(), text_again.size(),
+                 absl::CHexEscape(text_again).c_str());
+  }
   Require(twice.ok() && *twice == *entries,
           "DescribeConfig's text loads to other values");
 }
@@ -139,6 +168,20 @@ void CheckRedaction(const pggitops::Config& config) {
   }
 }
 
+// The input itself as a connection string, whatever LoadConfig says of
+// it: redacted text redacts to itself, and the password libpq or the Redis
+// parser reads is hidden.
+void CheckRawRedaction(const std::string& text) {
+  if (text.find('\0') != std::string::npos) return;  // not a C string
+  const std::string once = pggitops::RedactSecrets(text);
+  Require(pggitops::RedactSecrets(once) == once,
+          "RedactSecrets of its own output hides more");
+  pggitops::Config config;
+  config.database_url = text;
+  if (pggitops::internal::ParseRedisUrl(text).ok()) config.redis_url = text;
+  CheckRedaction(config);
+}
+
 void CheckLoad(const pggitops::ConfigSources& sources) {
   absl::StatusOr<pggitops::Config> config = pggitops::LoadConfig(sources);
   if (!config.ok()) return CheckError(config.status());
@@ -178,6 +221,7 @@ void CheckYaml(const std::string& text) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
+  CheckRawRedaction(text);
   if (data[0] & 1) {
     CheckYaml(text);
   } else {
