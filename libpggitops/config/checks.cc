@@ -106,6 +106,21 @@ std::string RedactPasswordParams(const std::string& s, bool uri) {
   return out;
 }
 
+// Where the "://" of a URI's scheme is: the text starts (after any
+// whitespace) with a scheme, a letter then letters, digits, '+', '-' or
+// '.'. Elsewhere "://" is text: libpq reads "password=a://b" as a
+// key/value string (found by tests/fuzz/config: such a password was shown).
+size_t SchemeEnd(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && IsSpace(s[i])) ++i;
+  if (i == s.size() || !absl::ascii_isalpha(s[i])) return std::string::npos;
+  while (i < s.size() && (absl::ascii_isalnum(s[i]) || s[i] == '+' ||
+                          s[i] == '-' || s[i] == '.')) {
+    ++i;
+  }
+  return s.compare(i, 3, "://") == 0 ? i : std::string::npos;
+}
+
 // Replaces the password of scheme://user:password@host with ***. The
 // userinfo ends at the last '@' before the query or fragment that follows
 // the first '@' (libpq takes "u:pw?x@h" as the password "pw?x"), so a
@@ -114,7 +129,7 @@ std::string RedactPasswordParams(const std::string& s, bool uri) {
 // to where the text after the userinfo starts (0 without one).
 std::string RedactUriUserinfo(const std::string& s, size_t* rest) {
   *rest = 0;
-  size_t scheme_end = s.find("://");
+  size_t scheme_end = SchemeEnd(s);
   if (scheme_end == std::string::npos) return s;
   size_t start = scheme_end + 3;
   size_t first_at = s.find('@', start);
@@ -162,9 +177,10 @@ std::string CheckDatabaseUrl(const std::string& value) {
       "must be a postgresql:// or postgres:// URI or a libpq key=value "
       "string";
   if (value.empty()) return "";
-  size_t scheme_end = value.find("://");
+  size_t scheme_end = SchemeEnd(value);
   if (scheme_end != std::string::npos) {
-    std::string scheme = absl::AsciiStrToLower(value.substr(0, scheme_end));
+    std::string scheme = absl::AsciiStrToLower(
+        absl::StripLeadingAsciiWhitespace(value.substr(0, scheme_end)));
     if (scheme != "postgresql" && scheme != "postgres") return kForms;
   }
   char* err = nullptr;
@@ -211,7 +227,7 @@ std::string RedactOnce(const std::string& dsn) {
   // after it (a user name is not searched: "password=" in one is text).
   size_t rest = 0;
   std::string s = RedactUriUserinfo(dsn, &rest);
-  const bool uri = s.find("://") != std::string::npos;
+  const bool uri = SchemeEnd(s) != std::string::npos;
   return absl::StrCat(s.substr(0, rest),
                       RedactPasswordParams(s.substr(rest), uri));
 }

@@ -132,6 +132,19 @@ TEST_CASE("RedactSecrets: a password after an '@' of the query is hidden") {
         "postgresql://h?password=a@b");
 }
 
+TEST_CASE("RedactSecrets: \"://\" inside a key/value string is text") {
+  // Found by tests/fuzz/config (long run): the text was taken for a URI,
+  // and the password before the '@' was not searched.
+  CHECK(RedactSecrets("password= IS_URL=unix://@/O)") == "password= ***");
+  CHECK(RedactSecrets("password=a://b@c host=h") == "password=*** host=h");
+  CHECK(RedactSecrets(" password=&x=s://t password=&y") ==
+        " password=*** password=***");
+  // libpq reads such a string as key/value: it is no URI to refuse.
+  CHECK(CheckDatabaseUrl("host=h password=a://b@c") == "");
+  CHECK(CheckDatabaseUrl("redis://h") != "");
+  CHECK(RedactSecrets(" postgresql://u:pw@h/db") == " postgresql://u:***@h/db");
+}
+
 TEST_CASE("RedactSecrets: redacted text redacts to itself") {
   // Found by tests/fuzz/config in CI: hiding the quoted '#' removed the
   // end of the userinfo search, and a second pass hid up to the next '@'
