@@ -225,9 +225,13 @@ std::string RedactOnce(const std::string& dsn) {
   }
   // Otherwise the userinfo's password, then every "password" parameter
   // after it (a user name is not searched: "password=" in one is text).
+  // A URI's parameters are its query's: "password=" in its host or path
+  // is a host or a database name to libpq, and hiding it could change
+  // them ("postgresql://[h password=]" lost its ']'; tests/fuzz/config).
   size_t rest = 0;
   std::string s = RedactUriUserinfo(dsn, &rest);
   const bool uri = SchemeEnd(s) != std::string::npos;
+  if (uri) rest = std::min(s.find('?', rest), s.size());
   return absl::StrCat(s.substr(0, rest),
                       RedactPasswordParams(s.substr(rest), uri));
 }
