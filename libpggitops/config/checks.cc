@@ -214,6 +214,30 @@ std::string CheckRedisUrl(const std::string& value) {
 
 namespace {
 
+// Where a URI's query starts ('?'), read as libpq does from `i`, the start
+// of its hosts: a host that starts with '[' ends at its ']' (a '?' inside
+// is the host's), hosts are separated by ','; after the first '/' the
+// query is at the next '?'. npos without one.
+size_t QueryStart(const std::string& s, size_t i) {
+  bool host_start = true;
+  while (i < s.size()) {
+    const char c = s[i];
+    if (host_start && c == '[') {
+      const size_t close = s.find(']', i);
+      // Without its ']' libpq refuses the URI: search all of it.
+      if (close == std::string::npos) return s.find('?', i);
+      i = close + 1;
+      host_start = false;
+      continue;
+    }
+    host_start = c == ',';
+    if (c == '/') return s.find('?', i);
+    if (c == '?') return i;
+    ++i;
+  }
+  return std::string::npos;
+}
+
 // One pass of RedactSecrets.
 std::string RedactOnce(const std::string& dsn) {
   // A Redis URL the daemon accepts is hidden exactly where its parser
@@ -230,8 +254,11 @@ std::string RedactOnce(const std::string& dsn) {
   // them ("postgresql://[h password=]" lost its ']'; tests/fuzz/config).
   size_t rest = 0;
   std::string s = RedactUriUserinfo(dsn, &rest);
-  const bool uri = SchemeEnd(s) != std::string::npos;
-  if (uri) rest = std::min(s.find('?', rest), s.size());
+  const size_t scheme_end = SchemeEnd(s);
+  const bool uri = scheme_end != std::string::npos;
+  if (uri) {
+    rest = std::min(QueryStart(s, std::max(rest, scheme_end + 3)), s.size());
+  }
   return absl::StrCat(s.substr(0, rest),
                       RedactPasswordParams(s.substr(rest), uri));
 }

@@ -161,6 +161,18 @@ TEST_CASE("RedactSecrets: redacted text redacts to itself") {
   // host lost its ']', and the text no longer loaded.
   CHECK(RedactSecrets("postgresql://[0./pgw&V password=]") ==
         "postgresql://[0./pgw&V password=]");
+  // ... and a '?' inside one is the host's, not the query's start.
+  CHECK(RedactSecrets("postgresql://[0.?pgg&V password=]") ==
+        "postgresql://[0.?pgg&V password=]");
+  CHECK(RedactSecrets("postgresql://[::1]:5432,[h?]/db?password=x") ==
+        "postgresql://[::1]:5432,[h?]/db?password=***");
+  CHECK(RedactSecrets("postgresql://u:p@[::1]?password=x") ==
+        "postgresql://u:***@[::1]?password=***");
+  // Only at a host's start is '[' special to libpq: "h[" is a host.
+  CHECK(RedactSecrets("postgresql://h[?password=x") ==
+        "postgresql://h[?password=***");
+  CHECK(RedactSecrets("postgresql://[h?password=x") ==
+        "postgresql://[h?password=***");
   const std::vector<std::string> texts = {
       found,
       "postgresql://u:p@h password='?' a=b@y/db",
