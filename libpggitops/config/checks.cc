@@ -126,7 +126,8 @@ size_t SchemeEnd(const std::string& s) {
 // the first '@' (libpq takes "u:pw?x@h" as the password "pw?x"), so a
 // password holding an unencoded '@', '/', '?' or '#' is hidden whole. A
 // lone credential ("redis://secret@host") is a password too. *rest is set
-// to where the text after the userinfo starts (0 without one).
+// to where the text after the userinfo starts: 0 without an '@', the
+// scheme's end when libpq reads the '@' as part of the path or query.
 std::string RedactUriUserinfo(const std::string& s, size_t* rest) {
   *rest = 0;
   size_t scheme_end = SchemeEnd(s);
@@ -268,11 +269,13 @@ std::string RedactOnce(const std::string& dsn) {
 std::string RedactSecrets(const std::string& dsn) {
   // Redacted text must redact to itself: check-config reads back what
   // DescribeConfig wrote, and a log line may quote a redacted value. One
-  // pass need not give that: hiding a parameter's value can remove the
-  // '?' or '#' that ended the userinfo, so the next pass reads a longer
-  // one (found by tests/fuzz/config in CI). Each pass that changes the
-  // text hides more of it, so a few passes reach the fixed point; text
-  // that has not settled after kMaxPasses is hidden whole.
+  // pass did not always give that: hiding a parameter's value removed the
+  // '?' or '#' that ended the userinfo, so the next pass read a longer one
+  // (found by tests/fuzz/config in CI). Parameters are now looked for only
+  // in the query, after that mark; the passes stay as the guarantee for
+  // whatever one pass still misses. Each pass that changes the text hides
+  // more of it, so a few reach the fixed point; text that has not settled
+  // after kMaxPasses is hidden whole.
   constexpr int kMaxPasses = 8;
   std::string out = RedactOnce(dsn);
   for (int pass = 1; pass < kMaxPasses; ++pass) {
